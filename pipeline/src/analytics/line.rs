@@ -1,0 +1,203 @@
+//! Directional counting lines with hysteresis.
+//!
+//! A track's anchor point is on side `Forward`-origin (left of p1→p2, image coordinates) or
+//! the other side only when it is more than `hysteresis_px` from the line; inside that band
+//! its side does not change. A crossing is counted when the confirmed side flips *and* the
+//! anchor's path between the two confirmed positions cuts the line segment. So: box jitter
+//! near the line never counts, a track that touches the line and turns back never counts, a
+//! track that disappears (occlusion) and reappears on the other side counts once, and each
+//! track counts at most once per line.
+
+use std::collections::HashMap;
+
+use crate::geometry::BBox;
+
+pub type Point = (f32, f32);
+
+/// Which point of a box stands for the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor {
+    /// Middle of the bottom edge (where a vehicle meets the road).
+    BottomCenter,
+    Center,
+}
+
+impl Anchor {
+    pub fn of(self, b: &BBox) -> Point {
+        match self {
+            Anchor::BottomCenter => b.bottom_center(),
+            Anchor::Center => b.center(),
+        }
+    }
+}
+
+/// Direction of a crossing relative to the line's p1→p2 vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Crossing {
+    /// From the left of p1→p2 to its right (image coordinates, y down).
+    Forward,
+    /// From the right to the left.
+    Backward,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Left,
+    Right,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TrackLineState {
+    side: Side,
+    at: Point,
+    counted: bool,
+}
+
+/// One counting line in pixels, with the per-track state it needs.
+#[derive(Debug, Clone)]
+pub struct CountingLine {
+    p1: Point,
+    p2: Point,
+    hysteresis_px: f32,
+    tracks: HashMap<u64, TrackLineState>,
+}
+
+impl CountingLine {
+    pub fn new(p1: Point, p2: Point, hysteresis_px: f32) -> Self {
+        CountingLine { p1, p2, hysteresis_px, tracks: HashMap::new() }
+    }
+
+    pub fn endpoints(&self) -> (Point, Point) {
+        (self.p1, self.p2)
+    }
+
+    /// Signed distance of `p` from the line (positive on the right of p1→p2, y down).
+    fn signed_distance(&self, p: Point) -> f32 {
+        let (dx, dy) = (self.p2.0 - self.p1.0, self.p2.1 - self.p1.1);
+        let len = (dx * dx + dy * dy).sqrt().max(1e-6);
+        // Cross product (p2 - p1) × (p - p1); in y-down image coordinates positive = right.
+        (dx * (p.1 - self.p1.1) - dy * (p.0 - self.p1.0)) / len
+    }
+
+    /// Feeds a track's anchor position; returns a crossing when one is confirmed.
+    pub fn observe(&mut self, track_id: u64, p: Point) -> Option<Crossing> {
+        let d = self.signed_distance(p);
+        let side = if d > self.hysteresis_px {
+            Side::Right
+        } else if d < -self.hysteresis_px {
+            Side::Left
+        } else {
+            return None; // inside the band: no decision
+        };
+        let (p1, p2) = (self.p1, self.p2);
+        match self.tracks.get_mut(&track_id) {
+            None => {
+                self.tracks.insert(track_id, TrackLineState { side, at: p, counted: false });
+                None
+            }
+            Some(st) => {
+                let previous = *st;
+                st.at = p;
+                if previous.side == side {
+                    return None;
+                }
+                st.side = side;
+                if previous.counted || !segments_intersect(previous.at, p, p1, p2) {
+                    return None;
+                }
+                st.counted = true;
+                Some(if side == Side::Right { Crossing::Forward } else { Crossing::Backward })
+            }
+        }
+    }
+
+    /// Forgets a track (it ended).
+    pub fn forget(&mut self, track_id: u64) {
+        self.tracks.remove(&track_id);
+    }
+}
+
+fn orient(a: Point, b: Point, c: Point) -> f32 {
+    (b.0 - a.0) * (c.1 - a.1) - (b.1 - a.1) * (c.0 - a.0)
+}
+
+/// True if segment a–b intersects segment c–d (touching counts).
+pub fn segments_intersect(a: Point, b: Point, c: Point, d: Point) -> bool {
+    let (o1, o2, o3, o4) = (orient(a, b, c), orient(a, b, d), orient(c, d, a), orient(c, d, b));
+    (o1 * o2 <= 0.0) && (o3 * o4 <= 0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Horizontal line y = 100 from x = 0 to 200, drawn left to right: "right" is y > 100.
+    fn line() -> CountingLine {
+        CountingLine::new((0.0, 100.0), (200.0, 100.0), 5.0)
+    }
+
+    fn feed(l: &mut CountingLine, id: u64, ys: &[f32]) -> Vec<Crossing> {
+        ys.iter().filter_map(|&y| l.observe(id, (100.0, y))).collect()
+    }
+
+    #[test]
+    fn a_clean_crossing_counts_once_with_its_direction() {
+        let mut l = line();
+        assert_eq!(feed(&mut l, 1, &[60.0, 80.0, 95.0, 102.0, 110.0, 140.0]), vec![Crossing::Forward]);
+        assert_eq!(feed(&mut l, 2, &[140.0, 120.0, 90.0, 60.0]), vec![Crossing::Backward]);
+    }
+
+    #[test]
+    fn jitter_across_the_line_does_not_count() {
+        let mut l = line();
+        // Oscillates ±4 px around the line, inside the 5 px band.
+        let ys: Vec<f32> = (0..50).map(|i| 100.0 + if i % 2 == 0 { 4.0 } else { -4.0 }).collect();
+        assert!(feed(&mut l, 1, &ys).is_empty());
+    }
+
+    #[test]
+    fn jitter_after_a_real_crossing_counts_once() {
+        let mut l = line();
+        let mut ys = vec![50.0, 80.0, 120.0];
+        ys.extend((0..20).map(|i| if i % 2 == 0 { 94.0 } else { 106.0 })); // beyond the band, both ways
+        assert_eq!(feed(&mut l, 1, &ys), vec![Crossing::Forward]);
+    }
+
+    #[test]
+    fn touching_and_turning_back_does_not_count() {
+        let mut l = line();
+        assert!(feed(&mut l, 1, &[50.0, 80.0, 97.0, 100.0, 103.0, 96.0, 70.0, 40.0]).is_empty());
+    }
+
+    #[test]
+    fn crossing_beside_the_segment_does_not_count() {
+        let mut l = line();
+        let got: Vec<_> = [60.0, 140.0].iter().filter_map(|&y| l.observe(1, (300.0, y))).collect();
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn occlusion_gap_still_counts_once() {
+        let mut l = line();
+        // Seen above, then (after a gap with no observations) far below.
+        assert_eq!(feed(&mut l, 1, &[40.0, 50.0, 180.0, 190.0]), vec![Crossing::Forward]);
+    }
+
+    #[test]
+    fn two_way_traffic_counts_each_direction() {
+        let mut l = line();
+        let mut got = Vec::new();
+        for step in 0..20 {
+            let t = step as f32 * 10.0;
+            // Tracks 1–3 go down, 4–5 go up, at different x.
+            for id in 1..=3u64 {
+                got.extend(l.observe(id, (id as f32 * 30.0, 20.0 + t)));
+            }
+            for id in 4..=5u64 {
+                got.extend(l.observe(id, (id as f32 * 30.0, 190.0 - t)));
+            }
+        }
+        assert_eq!(got.iter().filter(|c| **c == Crossing::Forward).count(), 3);
+        assert_eq!(got.iter().filter(|c| **c == Crossing::Backward).count(), 2);
+    }
+}

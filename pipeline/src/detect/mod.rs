@@ -1,0 +1,316 @@
+//! Object detection: the only module that knows ONNX Runtime (`ort`).
+//!
+//! A [`Detector`] owns one ONNX session (sessions run with `&mut self`: one per worker
+//! thread), one reused input tensor and the preprocessing tables. At load it checks the ONNX
+//! file against its manifest (sha256, input/output names and shapes) and names the model in
+//! every error. Output decoding and NMS live in the pure [`decode`] module.
+
+pub mod decode;
+pub mod preprocess;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use ndarray::{Array2, Array4};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::TensorRef;
+use roadsight_models::{Batch, Family, ModelManifest, SizePolicy};
+use sha2::{Digest, Sha256};
+
+use crate::frame::FrameView;
+use crate::geometry::BBox;
+use preprocess::{InputLayout, Preprocessor};
+
+/// One detected object in source-frame pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    pub bbox: BBox,
+    pub score: f32,
+    /// Index into the model's label set (COCO-80 for the bundled models).
+    pub class_id: u16,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error("ONNX Runtime library {path}: {message} (run scripts/setup.sh, or set ROADSIGHT_ORT_LIB)")]
+    Runtime { path: PathBuf, message: String },
+    #[error("model '{model}' ({path}): {message}")]
+    Model { model: String, path: PathBuf, message: String },
+    #[error("model '{model}': inference failed: {message}")]
+    Inference { model: String, message: String },
+}
+
+/// The process's ONNX Runtime, loaded from a shared library once. ONNX Runtime allows one
+/// environment per process; every [`Detector`] borrows it.
+pub struct OrtRuntime {
+    env: ort::environment::Environment,
+}
+
+static RUNTIME: OnceLock<Result<OrtRuntime, String>> = OnceLock::new();
+
+impl OrtRuntime {
+    /// Loads `libonnxruntime` from `path` (first call wins; later calls return the same one).
+    pub fn load(path: &Path) -> Result<&'static OrtRuntime, DetectError> {
+        let loaded = RUNTIME.get_or_init(|| {
+            if !path.exists() {
+                return Err("not found".to_owned());
+            }
+            let builder = ort::init_from(path).map_err(|e| e.to_string())?;
+            let env = builder.with_name("roadsight").with_telemetry(false).build().map_err(|e| e.to_string())?;
+            Ok(OrtRuntime { env })
+        });
+        loaded.as_ref().map_err(|message| DetectError::Runtime { path: path.into(), message: message.clone() })
+    }
+}
+
+/// Per-detector settings (defaults come from the manifest).
+#[derive(Debug, Clone)]
+pub struct DetectorOptions {
+    /// Model input `(width, height)`; only for models whose manifest allows other sizes.
+    pub input_size: Option<(u32, u32)>,
+    pub score_threshold: Option<f32>,
+    pub nms_iou: Option<f32>,
+    /// ONNX Runtime intra-op threads.
+    pub threads: usize,
+    /// Verify the file's sha256 against the manifest at load.
+    pub verify_sha256: bool,
+}
+
+impl Default for DetectorOptions {
+    fn default() -> Self {
+        DetectorOptions { input_size: None, score_threshold: None, nms_iou: None, threads: 2, verify_sha256: true }
+    }
+}
+
+/// Time spent in each stage of the last [`Detector::detect`] call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DetectTimings {
+    pub preprocess: Duration,
+    pub inference: Duration,
+    pub postprocess: Duration,
+}
+
+pub struct Detector {
+    session: Session,
+    manifest: ModelManifest,
+    labels: Vec<String>,
+    layout: InputLayout,
+    input: Array4<f32>,
+    orig_size: Array2<i64>,
+    pre: Preprocessor,
+    detections: Vec<Detection>,
+    score_threshold: f32,
+    nms_iou: f32,
+    timings: DetectTimings,
+}
+
+fn build_session(runtime: &OrtRuntime, path: &Path, threads: usize) -> ort::Result<Session> {
+    Ok(Session::builder(&runtime.env)?
+        .with_optimization_level(GraphOptimizationLevel::Level3)?
+        .with_intra_threads(threads)?
+        .with_inter_threads(1)?
+        .with_intra_op_spinning(false)?
+        .commit_from_file(path)?)
+}
+
+fn sha256_hex(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Detector {
+    pub fn load(runtime: &OrtRuntime, manifest: ModelManifest, options: &DetectorOptions) -> Result<Self, DetectError> {
+        let model_err = |message: String| DetectError::Model {
+            model: manifest.name.clone(),
+            path: manifest.path.clone(),
+            message,
+        };
+        if options.verify_sha256 {
+            let got = sha256_hex(&manifest.path).map_err(|e| model_err(e.to_string()))?;
+            if got != manifest.sha256 {
+                return Err(model_err(format!(
+                    "sha256 {got} does not match the manifest's {} (wrong or corrupt file)",
+                    manifest.sha256
+                )));
+            }
+        }
+        let (width, height) = options.input_size.unwrap_or((manifest.input.width, manifest.input.height));
+        match manifest.input.sizes {
+            SizePolicy::Fixed if (width, height) != (manifest.input.width, manifest.input.height) => {
+                return Err(model_err(format!(
+                    "input size {width}×{height} requested, but this model only takes {}×{}",
+                    manifest.input.width, manifest.input.height
+                )))
+            }
+            SizePolicy::MultipleOf32 if width % 32 != 0 || height % 32 != 0 || width == 0 || height == 0 => {
+                return Err(model_err(format!("input size {width}×{height}: both sides must be multiples of 32")))
+            }
+            _ => {}
+        }
+        let session = build_session(runtime, &manifest.path, options.threads.max(1))
+            .map_err(|e| model_err(format!("not a loadable ONNX model: {e}")))?;
+        check_io(&session, &manifest).map_err(model_err)?;
+        let layout = InputLayout {
+            width,
+            height,
+            colour: manifest.input.colour,
+            normalise: manifest.input.normalise,
+            resize: manifest.input.resize,
+            pad_value: manifest.input.pad_value,
+        };
+        Ok(Detector {
+            session,
+            labels: manifest.label_names(),
+            score_threshold: options.score_threshold.unwrap_or(manifest.defaults.score_threshold),
+            nms_iou: options.nms_iou.unwrap_or(manifest.defaults.nms_iou),
+            layout,
+            input: Array4::zeros((1, 3, height as usize, width as usize)),
+            orig_size: Array2::zeros((1, 2)),
+            pre: Preprocessor::default(),
+            detections: Vec::with_capacity(256),
+            timings: DetectTimings::default(),
+            manifest,
+        })
+    }
+
+    pub fn manifest(&self) -> &ModelManifest {
+        &self.manifest
+    }
+
+    /// Label name of a class id (`"?"` if out of range).
+    pub fn label(&self, class_id: u16) -> &str {
+        self.labels.get(class_id as usize).map_or("?", String::as_str)
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    pub fn input_size(&self) -> (u32, u32) {
+        (self.layout.width, self.layout.height)
+    }
+
+    pub fn score_threshold(&self) -> f32 {
+        self.score_threshold
+    }
+
+    pub fn timings(&self) -> DetectTimings {
+        self.timings
+    }
+
+    /// Detects objects in one frame. The returned slice is valid until the next call.
+    pub fn detect(&mut self, frame: &FrameView<'_>) -> Result<&[Detection], DetectError> {
+        let t0 = Instant::now();
+        let buf = self.input.as_slice_mut().expect("the input tensor is contiguous");
+        let transform = self.pre.run(frame, &self.layout, buf);
+        self.orig_size[[0, 0]] = frame.width as i64;
+        self.orig_size[[0, 1]] = frame.height as i64;
+        let t1 = Instant::now();
+        let model = &self.manifest.name;
+        let infer_err = |e: ort::Error| DetectError::Inference { model: model.clone(), message: e.to_string() };
+        let image = TensorRef::from_array_view(&self.input).map_err(infer_err)?;
+        let outputs = match (&self.manifest.family, &self.manifest.input.orig_size_input) {
+            (Family::Detr, Some(orig_name)) => {
+                let sizes = TensorRef::from_array_view(&self.orig_size).map_err(infer_err)?;
+                self.session
+                    .run(ort::inputs![self.manifest.input.name.as_str() => image, orig_name.as_str() => sizes])
+                    .map_err(infer_err)?
+            }
+            _ => self.session.run(ort::inputs![self.manifest.input.name.as_str() => image]).map_err(infer_err)?,
+        };
+        let t2 = Instant::now();
+        self.detections.clear();
+        let names = &self.manifest.output.names;
+        let decode_err = |message: String| DetectError::Inference { model: model.clone(), message };
+        match self.manifest.family {
+            Family::Yolox => {
+                let (shape, data) = outputs[names[0].as_str()].try_extract_tensor::<f32>().map_err(infer_err)?;
+                let row_len = *shape.last().unwrap_or(&0) as usize;
+                decode::decode_yolox(
+                    data,
+                    row_len,
+                    self.layout.width,
+                    self.layout.height,
+                    &transform,
+                    self.score_threshold,
+                    &mut self.detections,
+                )
+                .map_err(decode_err)?;
+                drop(outputs);
+                decode::nms(&mut self.detections, self.nms_iou, true);
+            }
+            Family::Detr => {
+                let (_, labels) = outputs[names[0].as_str()].try_extract_tensor::<i64>().map_err(infer_err)?;
+                let (_, boxes) = outputs[names[1].as_str()].try_extract_tensor::<f32>().map_err(infer_err)?;
+                let (_, scores) = outputs[names[2].as_str()].try_extract_tensor::<f32>().map_err(infer_err)?;
+                decode::decode_detr(
+                    labels,
+                    boxes,
+                    scores,
+                    frame.width as f32,
+                    frame.height as f32,
+                    self.score_threshold,
+                    &mut self.detections,
+                )
+                .map_err(decode_err)?;
+                drop(outputs);
+                // DETR has no NMS in the graph's sense, but the same object can come out
+                // twice under one label; drop those exact repeats.
+                decode::nms(&mut self.detections, 0.9, true);
+            }
+        }
+        let t3 = Instant::now();
+        self.timings = DetectTimings { preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2 };
+        Ok(&self.detections)
+    }
+}
+
+/// Checks the session's inputs and outputs against the manifest.
+fn check_io(session: &Session, m: &ModelManifest) -> Result<(), String> {
+    let inputs: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
+    let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+    let mut expected_inputs = vec![m.input.name.as_str()];
+    if let Some(o) = &m.input.orig_size_input {
+        expected_inputs.push(o.as_str());
+    }
+    let mut sorted_in = inputs.clone();
+    sorted_in.sort_unstable();
+    expected_inputs.sort_unstable();
+    if sorted_in != expected_inputs {
+        return Err(format!("the ONNX file has inputs {inputs:?}, the manifest says {expected_inputs:?}"));
+    }
+    let mut sorted_out = outputs.clone();
+    sorted_out.sort_unstable();
+    let mut expected_out: Vec<&str> = m.output.names.iter().map(String::as_str).collect();
+    expected_out.sort_unstable();
+    if sorted_out != expected_out {
+        return Err(format!("the ONNX file has outputs {outputs:?}, the manifest says {expected_out:?}"));
+    }
+    let image = session.inputs().iter().find(|o| o.name() == m.input.name).ok_or("no image input")?;
+    let shape: Vec<i64> = image.dtype().tensor_shape().map(|s| s.to_vec()).ok_or("image input is not a tensor")?;
+    if shape.len() != 4 || (shape[1] != 3 && shape[1] != -1) {
+        return Err(format!("image input shape {shape:?}, expected [N, 3, H, W]"));
+    }
+    let batch_ok = match m.input.batch {
+        Batch::Fixed => shape[0] == 1 || shape[0] == -1,
+        Batch::Dynamic => shape[0] == -1,
+    };
+    if !batch_ok {
+        return Err(format!("image input batch dimension {} disagrees with manifest batch = {:?}", shape[0], m.input.batch));
+    }
+    let (h, w) = (shape[2], shape[3]);
+    match m.input.sizes {
+        SizePolicy::Fixed if (h, w) != (m.input.height as i64, m.input.width as i64) => Err(format!(
+            "image input is {w}×{h}, the manifest says {}×{}",
+            m.input.width, m.input.height
+        )),
+        SizePolicy::MultipleOf32 if h != -1 || w != -1 => {
+            Err(format!("image input is fixed at {w}×{h}, the manifest says any multiple of 32"))
+        }
+        _ => Ok(()),
+    }
+}

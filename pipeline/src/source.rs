@@ -1,0 +1,339 @@
+//! Video sources: the only module that knows GStreamer.
+//!
+//! `uridecodebin` (files, `rtsp://` via `rtspsrc`) → `videoconvert` → packed RGB → `appsink`.
+//! Audio streams are never exposed (`expose-all-streams=false` with video-only caps).
+//! A puller thread moves samples from the appsink into a [`BoundedQueue`] whose full-policy
+//! is the source's [`Pacing`]: file replay blocks (every frame, in order, deterministic), live
+//! keeps the latest frame and counts drops. Frames are zero-copy: each [`Frame`] holds the
+//! decoded buffer mapped read-only, with its stride.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use gst::prelude::*;
+use gst_video::prelude::*;
+
+use crate::frame::{FrameTime, FrameView};
+use crate::queue::{BoundedQueue, FullPolicy, Popped};
+
+/// How frames are handed to the consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacing {
+    /// Every decoded frame, in order; decoding waits for the consumer (clips, evaluation).
+    EveryFrame,
+    /// Only the freshest frame; older ones are dropped and counted (live cameras).
+    Latest,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    /// A URI (`file:///…`, `rtsp://…`) or a local path.
+    pub location: String,
+    pub pacing: Pacing,
+    /// RTSP jitter-buffer latency.
+    pub rtsp_latency: Duration,
+}
+
+impl SourceSpec {
+    pub fn new(location: impl Into<String>, pacing: Pacing) -> Self {
+        SourceSpec { location: location.into(), pacing, rtsp_latency: Duration::from_millis(200) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{location}: file not found")]
+    NotFound { location: String },
+    #[error("{location}: GStreamer is not usable: {message}")]
+    Init { location: String, message: String },
+    #[error("{location}: {message}")]
+    Stream { location: String, message: String },
+}
+
+/// One decoded frame: a read-only mapped GStreamer buffer plus its stream position.
+pub struct Frame {
+    inner: gst_video::VideoFrame<gst_video::video_frame::Readable>,
+    pub time: FrameTime,
+}
+
+impl Frame {
+    pub fn view(&self) -> FrameView<'_> {
+        let data = self.inner.plane_data(0).unwrap_or(&[]);
+        FrameView {
+            width: self.inner.width(),
+            height: self.inner.height(),
+            stride: self.inner.plane_stride()[0] as usize,
+            format: crate::frame::PixelFormat::Rgb,
+            data,
+        }
+    }
+}
+
+/// What [`VideoSource::next`] yields.
+pub enum SourceEvent {
+    Frame(Frame),
+    /// No frame within the timeout (a live camera may have stalled).
+    Timeout,
+    /// End of stream.
+    Eos,
+}
+
+enum Item {
+    Frame(Frame),
+    Error(String),
+}
+
+/// An open, playing video source.
+pub struct VideoSource {
+    pipeline: gst::Pipeline,
+    queue: BoundedQueue<Item>,
+    stop: Arc<AtomicBool>,
+    puller: Option<JoinHandle<()>>,
+    location: String,
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+/// Replaces `user:password@` in a URI with `***@`, so credentials never reach logs or events.
+pub fn redact_uri(uri: &str) -> String {
+    match (uri.find("://"), uri.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let host_start = scheme_end + 3;
+            // Only redact when the '@' is inside the authority (before the first '/').
+            let authority_end = uri[host_start..].find('/').map_or(uri.len(), |i| host_start + i);
+            if at < authority_end {
+                format!("{}***@{}", &uri[..host_start], &uri[at + 1..])
+            } else {
+                uri.to_owned()
+            }
+        }
+        _ => uri.to_owned(),
+    }
+}
+
+fn to_uri(location: &str) -> Result<String, SourceError> {
+    if location.contains("://") {
+        return Ok(location.to_owned());
+    }
+    let path = Path::new(location);
+    if !path.exists() {
+        return Err(SourceError::NotFound { location: location.to_owned() });
+    }
+    let abs = path.canonicalize().map_err(|e| SourceError::Stream { location: location.into(), message: e.to_string() })?;
+    gst::glib::filename_to_uri(&abs, None)
+        .map(|u| u.to_string())
+        .map_err(|e| SourceError::Stream { location: location.into(), message: e.to_string() })
+}
+
+impl VideoSource {
+    /// Builds and starts the pipeline. Errors that only show once data flows (a file that is
+    /// not a video, a refused connection) arrive from [`VideoSource::next`].
+    pub fn open(spec: &SourceSpec) -> Result<Self, SourceError> {
+        let location = redact_uri(&spec.location);
+        let init_err = |message: String| SourceError::Init { location: location.clone(), message };
+        gst::init().map_err(|e| init_err(e.to_string()))?;
+        let uri = to_uri(&spec.location)?;
+
+        let pipeline = gst::Pipeline::new();
+        let decode = gst::ElementFactory::make("uridecodebin")
+            .property("uri", &uri)
+            .property("caps", gst::Caps::builder("video/x-raw").build())
+            .property("expose-all-streams", false)
+            .build()
+            .map_err(|e| init_err(format!("uridecodebin: {e}")))?;
+        let convert = gst::ElementFactory::make("videoconvert").build().map_err(|e| init_err(format!("videoconvert: {e}")))?;
+        let caps = gst_video::VideoCapsBuilder::new().format(gst_video::VideoFormat::Rgb).build();
+        let appsink = gst_app::AppSink::builder().caps(&caps).max_buffers(2).drop(false).sync(false).build();
+        pipeline
+            .add_many([&decode, &convert, appsink.upcast_ref()])
+            .map_err(|e| init_err(e.to_string()))?;
+        convert.link(&appsink).map_err(|e| init_err(e.to_string()))?;
+
+        let latency_ms = spec.rtsp_latency.as_millis() as u32;
+        decode.connect("source-setup", false, move |values| {
+            if let Ok(src) = values[1].get::<gst::Element>() {
+                if src.factory().is_some_and(|f| f.name() == "rtspsrc") {
+                    src.set_property("latency", latency_ms);
+                    src.set_property("tcp-timeout", 5_000_000u64);
+                    src.set_property("timeout", 5_000_000u64);
+                }
+            }
+            None
+        });
+        let convert_weak = convert.downgrade();
+        decode.connect_pad_added(move |_, pad| {
+            let is_video = pad
+                .current_caps()
+                .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
+                .unwrap_or(false);
+            let Some(convert) = convert_weak.upgrade() else { return };
+            if let Some(sink) = convert.static_pad("sink") {
+                if is_video && !sink.is_linked() {
+                    let _ = pad.link(&sink);
+                }
+            }
+        });
+
+        let queue_policy = match spec.pacing {
+            Pacing::EveryFrame => FullPolicy::Block,
+            Pacing::Latest => FullPolicy::KeepLatest,
+        };
+        // Capacity 2 in both modes: enough to decode the next frame while one is processed.
+        let queue = BoundedQueue::new(2, queue_policy);
+        let stop = Arc::new(AtomicBool::new(false));
+        let failed = Arc::new(Mutex::new(None));
+        pipeline.set_state(gst::State::Playing).map_err(|_| {
+            let msg = first_bus_error(&pipeline).unwrap_or_else(|| "could not start the pipeline".into());
+            SourceError::Stream { location: location.clone(), message: msg }
+        })?;
+        let puller = spawn_puller(appsink, pipeline.clone(), queue.clone(), Arc::clone(&stop), location.clone());
+        Ok(VideoSource { pipeline, queue, stop, puller: Some(puller), location, failed })
+    }
+
+    /// The redacted location, for logs.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The next frame, a timeout, end of stream, or the stream's error.
+    pub fn next(&mut self, timeout: Duration) -> Result<SourceEvent, SourceError> {
+        if let Some(msg) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(SourceError::Stream { location: self.location.clone(), message: msg });
+        }
+        match self.queue.pop(timeout) {
+            Popped::Item(Item::Frame(f)) => Ok(SourceEvent::Frame(f)),
+            Popped::Item(Item::Error(msg)) => {
+                *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg.clone());
+                Err(SourceError::Stream { location: self.location.clone(), message: msg })
+            }
+            Popped::Timeout => Ok(SourceEvent::Timeout),
+            Popped::Closed => Ok(SourceEvent::Eos),
+        }
+    }
+
+    /// Frames dropped by the keep-latest policy (always 0 for [`Pacing::EveryFrame`]).
+    pub fn dropped_frames(&self) -> u64 {
+        self.queue.dropped()
+    }
+}
+
+impl Drop for VideoSource {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.queue.close();
+        let _ = self.pipeline.set_state(gst::State::Null);
+        if let Some(p) = self.puller.take() {
+            let _ = p.join();
+        }
+    }
+}
+
+fn first_bus_error(pipeline: &gst::Pipeline) -> Option<String> {
+    let bus = pipeline.bus()?;
+    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
+        if let gst::MessageView::Error(err) = msg.view() {
+            return Some(describe_error(err.error(), err.debug().as_deref()));
+        }
+    }
+    None
+}
+
+/// Turns a GStreamer error into a sentence a user can act on.
+fn describe_error(err: gst::glib::Error, debug: Option<&str>) -> String {
+    let text = err.message().to_owned();
+    let debug = debug.unwrap_or("");
+    if debug.contains("not-linked") || text.contains("no suitable plugins") || text.contains("not determine type") {
+        return format!("not a decodable video ({text})");
+    }
+    if text.contains("Your GStreamer installation is missing a plug-in") {
+        return format!("{text} (run scripts/setup.sh to install the GStreamer plugins)");
+    }
+    redact_uri(&text)
+}
+
+fn spawn_puller(
+    appsink: gst_app::AppSink,
+    pipeline: gst::Pipeline,
+    queue: BoundedQueue<Item>,
+    stop: Arc<AtomicBool>,
+    location: String,
+) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("source-puller".into())
+        .spawn(move || {
+            let bus = pipeline.bus();
+            let mut index = 0u64;
+            let mut info: Option<(gst::Caps, gst_video::VideoInfo)> = None;
+            while !stop.load(Ordering::Relaxed) {
+                // Drain the bus every turn: unread messages would pile up over weeks of running.
+                if let Some(error) = bus.as_ref().and_then(drain_bus) {
+                    queue.push(Item::Error(error));
+                    break;
+                }
+                let Some(sample) = appsink.try_pull_sample(gst::ClockTime::from_mseconds(50)) else {
+                    if appsink.is_eos() {
+                        break;
+                    }
+                    continue;
+                };
+                match sample_to_frame(&sample, &mut info, index) {
+                    Ok(frame) => {
+                        index += 1;
+                        if !queue.push(Item::Frame(frame)) {
+                            break;
+                        }
+                    }
+                    Err(msg) => {
+                        tracing::warn!(source = %location, "skipping undecodable sample: {msg}");
+                    }
+                }
+            }
+            queue.close();
+        })
+        .expect("spawning a thread")
+}
+
+/// Reads all pending bus messages; returns the first error, logs warnings.
+fn drain_bus(bus: &gst::Bus) -> Option<String> {
+    while let Some(msg) = bus.pop() {
+        match msg.view() {
+            gst::MessageView::Error(err) => return Some(describe_error(err.error(), err.debug().as_deref())),
+            gst::MessageView::Warning(w) => tracing::debug!("gstreamer warning: {}", redact_uri(&w.error().to_string())),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn sample_to_frame(
+    sample: &gst::Sample,
+    info: &mut Option<(gst::Caps, gst_video::VideoInfo)>,
+    index: u64,
+) -> Result<Frame, String> {
+    let caps = sample.caps().ok_or("sample without caps")?;
+    let stale = info.as_ref().is_none_or(|(c, _)| c.as_ref() != caps);
+    if stale {
+        let vi = gst_video::VideoInfo::from_caps(caps).map_err(|e| e.to_string())?;
+        *info = Some((caps.to_owned(), vi));
+    }
+    let (_, vi) = info.as_ref().ok_or("no video info")?;
+    let buffer = sample.buffer_owned().ok_or("sample without buffer")?;
+    let pts = buffer.pts().map_or(Duration::ZERO, |t| Duration::from_nanos(t.nseconds()));
+    let inner = gst_video::VideoFrame::from_buffer_readable(buffer, vi).map_err(|_| "cannot map buffer".to_string())?;
+    Ok(Frame { inner, time: FrameTime { index, pts } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_credentials() {
+        assert_eq!(redact_uri("rtsp://admin:secret@10.0.0.5:554/s1"), "rtsp://***@10.0.0.5:554/s1");
+        assert_eq!(redact_uri("rtsp://10.0.0.5/s1"), "rtsp://10.0.0.5/s1");
+        assert_eq!(redact_uri("rtsp://10.0.0.5/a@b"), "rtsp://10.0.0.5/a@b");
+        assert_eq!(redact_uri("/tmp/clip.mp4"), "/tmp/clip.mp4");
+    }
+}

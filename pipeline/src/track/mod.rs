@@ -1,0 +1,389 @@
+//! Multi-object tracking: ByteTrack (Zhang et al., 2022).
+//!
+//! Per frame: predict every track (Kalman, stream-time steps); associate high-score detections
+//! with tracked and lost tracks by IoU (optimal assignment); associate the remaining tracked
+//! tracks with low-score detections (this is ByteTrack's key idea: occluded objects score low);
+//! let unconfirmed tracks take what is left; start tracks from unmatched confident detections;
+//! drop tracks lost for longer than `lost_timeout`. Pure, synchronous and deterministic:
+//! the same detections and timestamps always give the same tracks and ids.
+
+mod kalman;
+
+use std::time::Duration;
+
+use pathfinding::prelude::{kuhn_munkres, Matrix};
+
+use crate::geometry::BBox;
+pub use kalman::Kalman;
+
+/// What the tracker consumes: a box, its score and its (model) class id.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrackInput {
+    pub bbox: BBox,
+    pub score: f32,
+    pub class_id: u16,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackerConfig {
+    /// Detections at or above this score take part in the first association.
+    pub high_score: f32,
+    /// Detections between `low_score` and `high_score` only extend existing tracks.
+    pub low_score: f32,
+    /// An unmatched detection at or above this score starts a track.
+    pub new_track_score: f32,
+    /// Minimum IoU for a match in the first association.
+    pub match_iou: f32,
+    /// Minimum IoU for a match with a low-score detection.
+    pub low_match_iou: f32,
+    /// Minimum IoU for an unconfirmed track to take a detection.
+    pub unconfirmed_match_iou: f32,
+    /// A track not seen for this long (stream time) is removed.
+    pub lost_timeout: Duration,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            high_score: 0.5,
+            low_score: 0.1,
+            new_track_score: 0.6,
+            match_iou: 0.2,
+            low_match_iou: 0.5,
+            unconfirmed_match_iou: 0.3,
+            lost_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackState {
+    /// Seen once, not yet confirmed.
+    New,
+    /// Matched in the current frame.
+    Tracked,
+    /// Not matched in the current frame; kept until `lost_timeout`.
+    Lost,
+}
+
+/// A track as reported to analytics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Track {
+    pub id: u64,
+    /// The last matched detection's box (source pixels).
+    pub bbox: BBox,
+    pub score: f32,
+    /// Most likely class: the one with the highest summed detection score.
+    pub class_id: u16,
+    /// Centre velocity in pixels per second of stream time.
+    pub velocity: (f32, f32),
+    pub state: TrackState,
+    /// Stream time the track was last matched.
+    pub last_seen: Duration,
+    pub first_seen: Duration,
+    pub hits: u32,
+}
+
+struct TrackSlot {
+    track: Track,
+    kalman: Kalman,
+    class_votes: Vec<(u16, f32)>,
+}
+
+impl TrackSlot {
+    fn predicted_box(&self) -> BBox {
+        let [cx, cy, a, h] = self.kalman.state();
+        BBox::from_center(cx, cy, a * h, h)
+    }
+
+    fn vote(&mut self, class_id: u16, score: f32) {
+        match self.class_votes.iter_mut().find(|(c, _)| *c == class_id) {
+            Some((_, s)) => *s += score,
+            None => self.class_votes.push((class_id, score)),
+        }
+        self.track.class_id = self
+            .class_votes
+            .iter()
+            .fold((class_id, f32::MIN), |best, &(c, s)| if s > best.1 { (c, s) } else { best })
+            .0;
+    }
+
+    fn apply(&mut self, det: &TrackInput, now: Duration) {
+        self.kalman.update(measure(&det.bbox));
+        self.track.bbox = det.bbox;
+        self.track.score = det.score;
+        self.track.velocity = self.kalman.velocity();
+        self.track.last_seen = now;
+        self.track.hits += 1;
+        self.track.state = TrackState::Tracked;
+        self.vote(det.class_id, det.score);
+    }
+}
+
+fn measure(b: &BBox) -> [f32; 4] {
+    let (cx, cy) = b.center();
+    let h = b.height().max(1e-3);
+    [cx, cy, b.width() / h, h]
+}
+
+/// What one [`Tracker::update`] reports.
+#[derive(Debug, Default)]
+pub struct TrackUpdate {
+    /// Confirmed tracks matched in this frame.
+    pub active: Vec<Track>,
+    /// Ids of confirmed tracks removed in this frame (lost for longer than the timeout).
+    pub removed: Vec<Track>,
+}
+
+pub struct Tracker {
+    config: TrackerConfig,
+    slots: Vec<TrackSlot>,
+    next_id: u64,
+    last_time: Option<Duration>,
+    frames: u64,
+}
+
+impl Tracker {
+    pub fn new(config: TrackerConfig) -> Self {
+        Tracker { config, slots: Vec::new(), next_id: 1, last_time: None, frames: 0 }
+    }
+
+    pub fn config(&self) -> &TrackerConfig {
+        &self.config
+    }
+
+    /// Feeds one frame's detections at stream time `now`.
+    pub fn update(&mut self, detections: &[TrackInput], now: Duration) -> TrackUpdate {
+        let dt = self.last_time.map_or(0.0, |t| now.saturating_sub(t).as_secs_f32());
+        self.last_time = Some(now);
+        self.frames += 1;
+        for slot in &mut self.slots {
+            slot.kalman.predict(dt);
+        }
+        let cfg = &self.config;
+        let high: Vec<usize> = (0..detections.len()).filter(|&i| detections[i].score >= cfg.high_score).collect();
+        let low: Vec<usize> = (0..detections.len())
+            .filter(|&i| detections[i].score >= cfg.low_score && detections[i].score < cfg.high_score)
+            .collect();
+
+        // 1. High-score detections ↔ confirmed tracks (tracked or lost).
+        let confirmed: Vec<usize> = (0..self.slots.len()).filter(|&s| self.slots[s].track.state != TrackState::New).collect();
+        let (m1, unmatched_tracks, unmatched_high) = self.associate(&confirmed, &high, detections, cfg.match_iou);
+        for &(s, d) in &m1 {
+            self.slots[s].apply(&detections[d], now);
+        }
+        // 2. Remaining tracks that were tracked last frame ↔ low-score detections.
+        let still_tracked: Vec<usize> =
+            unmatched_tracks.iter().copied().filter(|&s| self.slots[s].track.state == TrackState::Tracked).collect();
+        let (m2, unmatched_after_low, _) = self.associate(&still_tracked, &low, detections, self.config.low_match_iou);
+        for &(s, d) in &m2 {
+            self.slots[s].apply(&detections[d], now);
+        }
+        for &s in &unmatched_after_low {
+            self.slots[s].track.state = TrackState::Lost;
+        }
+        for &s in &unmatched_tracks {
+            if !still_tracked.contains(&s) {
+                self.slots[s].track.state = TrackState::Lost;
+            }
+        }
+        // 3. Unconfirmed tracks ↔ leftover high-score detections.
+        let unconfirmed: Vec<usize> = (0..self.slots.len()).filter(|&s| self.slots[s].track.state == TrackState::New).collect();
+        let (m3, failed_new, leftover) =
+            self.associate(&unconfirmed, &unmatched_high, detections, self.config.unconfirmed_match_iou);
+        for &(s, d) in &m3 {
+            self.slots[s].apply(&detections[d], now); // New → Tracked: confirmed
+        }
+        let mut dead = vec![false; self.slots.len()];
+        for &s in &failed_new {
+            dead[s] = true;
+        }
+        // 4. New tracks from confident leftovers (confirmed at once on the very first frame).
+        let first_frame = self.frames == 1;
+        for &d in &leftover {
+            let det = &detections[d];
+            if det.score < self.config.new_track_score {
+                continue;
+            }
+            let mut slot = TrackSlot {
+                track: Track {
+                    id: 0,
+                    bbox: det.bbox,
+                    score: det.score,
+                    class_id: det.class_id,
+                    velocity: (0.0, 0.0),
+                    state: if first_frame { TrackState::Tracked } else { TrackState::New },
+                    last_seen: now,
+                    first_seen: now,
+                    hits: 1,
+                },
+                kalman: Kalman::new(measure(&det.bbox)),
+                class_votes: Vec::with_capacity(2),
+            };
+            slot.vote(det.class_id, det.score);
+            self.slots.push(slot);
+            dead.push(false);
+        }
+        // 5. Expire lost tracks; assign ids to tracks confirmed this frame.
+        let timeout = self.config.lost_timeout;
+        let mut update = TrackUpdate::default();
+        let mut i = 0;
+        self.slots.retain(|slot| {
+            let expired = dead[i]
+                || (slot.track.state == TrackState::Lost && now.saturating_sub(slot.track.last_seen) > timeout);
+            i += 1;
+            if expired && slot.track.id != 0 {
+                update.removed.push(slot.track.clone());
+            }
+            !expired
+        });
+        for slot in &mut self.slots {
+            if slot.track.state == TrackState::Tracked {
+                if slot.track.id == 0 {
+                    slot.track.id = self.next_id;
+                    self.next_id += 1;
+                }
+                if slot.track.last_seen == now {
+                    update.active.push(slot.track.clone());
+                }
+            }
+        }
+        update
+    }
+
+    /// Optimal assignment of `tracks` to `dets` maximising total IoU; pairs below `min_iou`
+    /// are not matches. Returns (matches (slot, det), unmatched slots, unmatched dets).
+    fn associate(
+        &self,
+        tracks: &[usize],
+        dets: &[usize],
+        detections: &[TrackInput],
+        min_iou: f32,
+    ) -> (Vec<(usize, usize)>, Vec<usize>, Vec<usize>) {
+        if tracks.is_empty() || dets.is_empty() {
+            return (Vec::new(), tracks.to_vec(), dets.to_vec());
+        }
+        let predicted: Vec<BBox> = tracks.iter().map(|&s| self.slots[s].predicted_box()).collect();
+        // IoU in parts per million; pairs below the threshold weigh 0 so they never beat a real match.
+        let weight = |t: usize, d: usize| -> i64 {
+            let iou = predicted[t].iou(&detections[dets[d]].bbox);
+            if iou >= min_iou {
+                (iou * 1e6) as i64
+            } else {
+                0
+            }
+        };
+        let transpose = tracks.len() > dets.len();
+        let (rows, cols) = if transpose { (dets.len(), tracks.len()) } else { (tracks.len(), dets.len()) };
+        let matrix = Matrix::from_fn(rows, cols, |(r, c)| if transpose { weight(c, r) } else { weight(r, c) });
+        let (_, assignment) = kuhn_munkres(&matrix);
+        let mut matches = Vec::new();
+        let mut track_used = vec![false; tracks.len()];
+        let mut det_used = vec![false; dets.len()];
+        for (r, &c) in assignment.iter().enumerate() {
+            let (t, d) = if transpose { (c, r) } else { (r, c) };
+            if weight(t, d) > 0 {
+                matches.push((tracks[t], dets[d]));
+                track_used[t] = true;
+                det_used[d] = true;
+            }
+        }
+        matches.sort_unstable();
+        let unmatched_tracks = tracks.iter().zip(&track_used).filter(|(_, &u)| !u).map(|(&s, _)| s).collect();
+        let unmatched_dets = dets.iter().zip(&det_used).filter(|(_, &u)| !u).map(|(&d, _)| d).collect();
+        (matches, unmatched_tracks, unmatched_dets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(x: f32, y: f32, score: f32) -> TrackInput {
+        TrackInput { bbox: BBox::from_xywh(x, y, 40.0, 30.0), score, class_id: 2 }
+    }
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn keeps_ids_for_two_moving_objects() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        let mut ids = Vec::new();
+        for f in 0..30u64 {
+            let x = f as f32 * 5.0;
+            let up = t.update(&[det(x, 0.0, 0.9), det(400.0 - x, 100.0, 0.8)], ms(f * 40));
+            assert_eq!(up.active.len(), 2, "frame {f}");
+            let mut frame_ids: Vec<u64> = up.active.iter().map(|t| t.id).collect();
+            frame_ids.sort_unstable();
+            ids.push(frame_ids);
+        }
+        assert!(ids.iter().all(|i| i == &ids[0]), "ids changed: {ids:?}");
+    }
+
+    #[test]
+    fn low_score_detections_keep_a_track_alive() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        let first = t.update(&[det(0.0, 0.0, 0.9)], ms(0)).active[0].id;
+        // Occluded: score drops to 0.3 — only the second association can take it.
+        for f in 1..5u64 {
+            let up = t.update(&[det(f as f32 * 2.0, 0.0, 0.3)], ms(f * 40));
+            assert_eq!(up.active.len(), 1);
+            assert_eq!(up.active[0].id, first);
+        }
+    }
+
+    #[test]
+    fn survives_an_occlusion_gap_and_expires_after_timeout() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        let mut id = 0;
+        for f in 0..10u64 {
+            id = t.update(&[det(f as f32 * 4.0, 0.0, 0.9)], ms(f * 40)).active[0].id;
+        }
+        // 8 frames (320 ms) with no detection, then it reappears where it should be.
+        for f in 10..18u64 {
+            assert!(t.update(&[], ms(f * 40)).active.is_empty());
+        }
+        let back = t.update(&[det(18.0 * 4.0, 0.0, 0.9)], ms(18 * 40));
+        assert_eq!(back.active.len(), 1);
+        assert_eq!(back.active[0].id, id, "re-identified after the gap");
+        // Gone for longer than the 1 s timeout: removed and reported.
+        let mut removed = Vec::new();
+        for f in 19..50u64 {
+            removed.extend(t.update(&[], ms(f * 40)).removed);
+        }
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].id, id);
+    }
+
+    #[test]
+    fn spurious_single_detection_never_gets_an_id() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        t.update(&[det(0.0, 0.0, 0.9)], ms(0));
+        let up = t.update(&[det(0.0, 0.0, 0.9), det(500.0, 500.0, 0.9)], ms(40));
+        assert_eq!(up.active.len(), 1, "the new detection is unconfirmed");
+        let up = t.update(&[det(0.0, 0.0, 0.9)], ms(80));
+        assert_eq!(up.active.len(), 1);
+        assert_eq!(up.active[0].id, 1);
+        // The next confirmed track gets id 2: unconfirmed ones consume no id.
+        t.update(&[det(0.0, 0.0, 0.9), det(300.0, 300.0, 0.9)], ms(120));
+        let up = t.update(&[det(0.0, 0.0, 0.9), det(300.0, 300.0, 0.9)], ms(160));
+        let ids: Vec<u64> = up.active.iter().map(|t| t.id).collect();
+        assert!(ids.contains(&2), "{ids:?}");
+    }
+
+    #[test]
+    fn deterministic() {
+        let run = || {
+            let mut t = Tracker::new(TrackerConfig::default());
+            let mut out = Vec::new();
+            for f in 0..50u64 {
+                let dets: Vec<_> = (0..20).map(|k| det(k as f32 * 50.0 + f as f32, (k % 3) as f32 * 60.0, 0.7)).collect();
+                out.push(t.update(&dets, ms(f * 33)).active);
+            }
+            out
+        };
+        assert_eq!(run(), run());
+    }
+}
