@@ -8,6 +8,7 @@
 //! decoded buffer mapped read-only, with its stride.
 
 use std::path::Path;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -139,7 +140,7 @@ impl VideoSource {
         let pipeline = gst::Pipeline::new();
         let decode = gst::ElementFactory::make("uridecodebin")
             .property("uri", &uri)
-            .property("caps", gst::Caps::builder("video/x-raw").build())
+            .property("caps", gst::Caps::from_str("video/x-raw(ANY)").map_err(|e| init_err(e.to_string()))?)
             .property("expose-all-streams", false)
             .build()
             .map_err(|e| init_err(format!("uridecodebin: {e}")))?;
@@ -211,6 +212,11 @@ impl VideoSource {
             Popped::Timeout => Ok(SourceEvent::Timeout),
             Popped::Closed => Ok(SourceEvent::Eos),
         }
+    }
+
+    /// The stream's duration, when the container knows it (files; not live streams).
+    pub fn duration(&self) -> Option<Duration> {
+        self.pipeline.query_duration::<gst::ClockTime>().map(|d| Duration::from_nanos(d.nseconds()))
     }
 
     /// Frames dropped by the keep-latest policy (always 0 for [`Pacing::EveryFrame`]).

@@ -1,0 +1,414 @@
+//! Agent configuration: raw TOML ([`raw`]) → validated types (this module) → runtime objects
+//! (built by `run`). Validation reports every problem at once, each with its key path.
+
+pub mod raw;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use roadsight_events::{Location, ObjectClass};
+use roadsight_pipeline::analytics::{Anchor, AnalyticsConfig, LineSpec, ZoneSpec};
+use roadsight_pipeline::detect::DetectorOptions;
+use roadsight_pipeline::source::{redact_uri, Pacing};
+use roadsight_pipeline::track::TrackerConfig;
+
+/// Default origin of stream time for file sources: replaying a clip gives identical times.
+pub const DEFAULT_FILE_EPOCH: &str = "2020-01-01T00:00:00Z";
+pub const DEFAULT_MODEL: &str = "yolox_nano";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config {path}: {} error(s): {}", .errors.len(), .errors.join("; "))]
+    Invalid { path: PathBuf, errors: Vec<String> },
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub site_id: String,
+    pub agent_id: String,
+    pub state_dir: PathBuf,
+    pub ort_lib: PathBuf,
+    pub cameras: Vec<CameraConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CameraConfig {
+    pub id: String,
+    pub name: Option<String>,
+    /// Path or URI as configured (may hold credentials: log [`CameraConfig::display_source`]).
+    pub source: String,
+    pub pacing: Pacing,
+    /// UTC of PTS 0 for file sources; `None` for live sources (fixed at stream start).
+    pub clock_origin: Option<DateTime<Utc>>,
+    pub location: Option<Location>,
+    /// Bundled model name or path to a model file/manifest.
+    pub model: String,
+    pub detector: DetectorOptions,
+    pub classes: Vec<ObjectClass>,
+    pub tracker: TrackerConfig,
+    pub analytics: AnalyticsConfig,
+}
+
+impl CameraConfig {
+    pub fn display_source(&self) -> String {
+        redact_uri(&self.source)
+    }
+}
+
+/// Collects validation errors with their key paths.
+#[derive(Default)]
+struct Errors(Vec<String>);
+
+impl Errors {
+    fn add(&mut self, key: impl std::fmt::Display, msg: impl std::fmt::Display) {
+        self.0.push(format!("{key}: {msg}"));
+    }
+}
+
+pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    let raw: raw::RawConfig = toml::from_str(&text)
+        .map_err(|e| ConfigError::Syntax { path: path.into(), message: one_line(&e.to_string()) })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    validate(raw, base).map_err(|errors| ConfigError::Invalid { path: path.into(), errors })
+}
+
+fn one_line(s: &str) -> String {
+    s.split('\n').map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|')).collect::<Vec<_>>().join(" ")
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("ROADSIGHT_STATE_DIR") {
+        return PathBuf::from(p);
+    }
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from(".roadsight-state"), |h| PathBuf::from(h).join(".local/state/roadsight"))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "edge-agent".into())
+}
+
+/// Checks a raw config; `base` resolves relative paths (the config file's folder).
+pub fn validate(raw: raw::RawConfig, base: &Path) -> Result<AgentConfig, Vec<String>> {
+    let mut errs = Errors::default();
+    check_id(&mut errs, "site_id", &raw.site_id);
+    if raw.cameras.is_empty() {
+        errs.add("cameras", "at least one [[cameras]] entry is needed");
+    }
+    let mut seen = HashSet::new();
+    let cameras: Vec<CameraConfig> = raw
+        .cameras
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, cam)| {
+            let key = format!("cameras[{i}]");
+            if !seen.insert(cam.id.clone()) {
+                errs.add(format!("{key}.id"), format!("duplicate camera id '{}'", cam.id));
+            }
+            camera(&mut errs, &key, cam, base)
+        })
+        .collect();
+    let config = AgentConfig {
+        site_id: raw.site_id,
+        agent_id: raw.agent_id.unwrap_or_else(hostname),
+        state_dir: raw.state_dir.map_or_else(default_state_dir, |p| base.join(p)),
+        ort_lib: raw.onnxruntime_lib.map_or_else(roadsight_models::default_ort_library, |p| base.join(p)),
+        cameras,
+    };
+    if errs.0.is_empty() {
+        Ok(config)
+    } else {
+        Err(errs.0)
+    }
+}
+
+fn check_id(errs: &mut Errors, key: &str, id: &str) {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        errs.add(key, format!("'{id}' must be non-empty and use only letters, digits, '-' and '_' (it is used in MQTT topics)"));
+    }
+}
+
+fn check_range<T: PartialOrd + std::fmt::Display + Copy>(errs: &mut Errors, key: &str, v: Option<T>, lo: T, hi: T) -> Option<T> {
+    let v = v?;
+    if v < lo || v > hi {
+        errs.add(key, format!("{v} is outside [{lo}, {hi}]"));
+    }
+    Some(v)
+}
+
+fn positive_secs(errs: &mut Errors, key: &str, v: Option<f64>) -> Option<Duration> {
+    let v = v?;
+    if !(v > 0.0 && v.is_finite()) {
+        errs.add(key, format!("{v} must be a positive number of seconds"));
+        return None;
+    }
+    Some(Duration::from_secs_f64(v))
+}
+
+fn classes(errs: &mut Errors, key: &str, names: Option<Vec<String>>) -> Vec<ObjectClass> {
+    let Some(names) = names else { return Vec::new() };
+    names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| {
+            let c = ObjectClass::from_label(n);
+            if c.is_none() {
+                let known: Vec<&str> = ObjectClass::ALL.iter().map(|c| c.as_str()).collect();
+                errs.add(format!("{key}[{i}]"), format!("unknown class '{n}' (known: {})", known.join(", ")));
+            }
+            c
+        })
+        .collect()
+}
+
+fn anchor(errs: &mut Errors, key: &str, v: Option<String>) -> Anchor {
+    match v.as_deref() {
+        None | Some("bottom_center") => Anchor::BottomCenter,
+        Some("center") => Anchor::Center,
+        Some(other) => {
+            errs.add(key, format!("unknown anchor '{other}' (bottom_center or center)"));
+            Anchor::BottomCenter
+        }
+    }
+}
+
+fn points(errs: &mut Errors, key: &str, pts: &[Vec<f64>]) -> Vec<(f32, f32)> {
+    pts.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if p.len() != 2 {
+                errs.add(format!("{key}[{i}]"), format!("a point is [x, y], got {} numbers", p.len()));
+                return (0.0, 0.0);
+            }
+            for (j, v) in p.iter().enumerate() {
+                if !(0.0..=1.0).contains(v) {
+                    errs.add(format!("{key}[{i}][{j}]"), format!("{v} is outside [0, 1] (coordinates are fractions of the frame)"));
+                }
+            }
+            (p[0] as f32, p[1] as f32)
+        })
+        .collect()
+}
+
+fn is_network_uri(s: &str) -> bool {
+    ["rtsp://", "rtsps://", "http://", "https://", "udp://", "srt://"].iter().any(|p| s.starts_with(p))
+}
+
+fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Option<CameraConfig> {
+    check_id(errs, &format!("{key}.id"), &cam.id);
+    let network = is_network_uri(&cam.source);
+    let source = if cam.source.contains("://") {
+        cam.source.clone()
+    } else {
+        let p = base.join(&cam.source);
+        if !p.exists() {
+            errs.add(format!("{key}.source"), format!("file {} not found", p.display()));
+        }
+        p.display().to_string()
+    };
+    let pacing = match cam.mode.as_deref() {
+        None if network => Pacing::Latest,
+        None | Some("file") => Pacing::EveryFrame,
+        Some("live") => Pacing::Latest,
+        Some(other) => {
+            errs.add(format!("{key}.mode"), format!("unknown mode '{other}' (file or live)"));
+            Pacing::EveryFrame
+        }
+    };
+    let clock_origin = match (pacing, cam.start_time.as_deref()) {
+        (Pacing::Latest, Some(_)) => {
+            errs.add(format!("{key}.start_time"), "only file sources take a start_time (live streams use the time they start)");
+            None
+        }
+        (Pacing::Latest, None) => None,
+        (Pacing::EveryFrame, t) => match DateTime::parse_from_rfc3339(t.unwrap_or(DEFAULT_FILE_EPOCH)) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(e) => {
+                errs.add(format!("{key}.start_time"), format!("not an RFC 3339 time: {e}"));
+                None
+            }
+        },
+    };
+    if let Some(loc) = &cam.location {
+        check_range(errs, &format!("{key}.location.lat"), Some(loc.lat), -90.0, 90.0);
+        check_range(errs, &format!("{key}.location.lon"), Some(loc.lon), -180.0, 180.0);
+    }
+    let d = &cam.detector;
+    let dk = format!("{key}.detector");
+    let score = check_range(errs, &format!("{dk}.score_threshold"), d.score_threshold, 0.0, 1.0);
+    let nms = check_range(errs, &format!("{dk}.nms_iou"), d.nms_iou, 0.0, 1.0);
+    let input_size = match (d.input_width, d.input_height) {
+        (Some(w), Some(h)) => Some((w, h)),
+        (None, None) => None,
+        _ => {
+            errs.add(&dk, "input_width and input_height go together");
+            None
+        }
+    };
+    let threads = check_range(errs, &format!("{dk}.threads"), d.threads, 1, 64).unwrap_or(2);
+    let mut detect_classes = classes(errs, &format!("{dk}.classes"), cam.detector.classes.clone());
+    if detect_classes.is_empty() {
+        detect_classes = ObjectClass::ALL.to_vec();
+    }
+    let model = match &d.model {
+        Some(m) if m.ends_with(".onnx") || m.ends_with(".toml") => base.join(m).display().to_string(),
+        Some(m) => m.clone(),
+        None => DEFAULT_MODEL.to_owned(),
+    };
+    let t = &cam.tracker;
+    let tk = format!("{key}.tracker");
+    let defaults = TrackerConfig::default();
+    let tracker = TrackerConfig {
+        high_score: check_range(errs, &format!("{tk}.high_score"), t.high_score, 0.0, 1.0).unwrap_or(defaults.high_score),
+        low_score: check_range(errs, &format!("{tk}.low_score"), t.low_score, 0.0, 1.0).unwrap_or(defaults.low_score),
+        new_track_score: check_range(errs, &format!("{tk}.new_track_score"), t.new_track_score, 0.0, 1.0)
+            .unwrap_or(defaults.new_track_score),
+        match_iou: check_range(errs, &format!("{tk}.match_iou"), t.match_iou, 0.0, 1.0).unwrap_or(defaults.match_iou),
+        lost_timeout: positive_secs(errs, &format!("{tk}.lost_timeout_secs"), t.lost_timeout_secs)
+            .unwrap_or(defaults.lost_timeout),
+        ..defaults
+    };
+    if tracker.low_score > tracker.high_score {
+        errs.add(&tk, "low_score must not exceed high_score");
+    }
+    let mut ids = HashSet::new();
+    let lines = cam
+        .lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let lk = format!("{key}.lines[{i}]");
+            check_id(errs, &format!("{lk}.id"), &l.id);
+            if !ids.insert(l.id.clone()) {
+                errs.add(format!("{lk}.id"), format!("duplicate line/zone id '{}'", l.id));
+            }
+            let pts = points(errs, &format!("{lk}.points"), &l.points);
+            if pts.len() != 2 {
+                errs.add(format!("{lk}.points"), format!("a line has exactly 2 points, got {}", pts.len()));
+            } else if pts[0] == pts[1] {
+                errs.add(format!("{lk}.points"), "the two points are the same");
+            }
+            if l.forward.is_empty() || l.backward.is_empty() || l.forward == l.backward {
+                errs.add(&lk, "forward and backward need two different, non-empty direction names");
+            }
+            let hysteresis_px = check_range(errs, &format!("{lk}.hysteresis_px"), l.hysteresis_px, 0.0, 200.0).unwrap_or(6.0);
+            LineSpec {
+                classes: classes(errs, &format!("{lk}.classes"), l.classes),
+                anchor: anchor(errs, &format!("{lk}.anchor"), l.anchor),
+                id: l.id,
+                from: pts.first().copied().unwrap_or_default(),
+                to: pts.get(1).copied().unwrap_or_default(),
+                forward: l.forward,
+                backward: l.backward,
+                hysteresis_px,
+            }
+        })
+        .collect();
+    let zones = cam
+        .zones
+        .into_iter()
+        .enumerate()
+        .map(|(i, z)| {
+            let zk = format!("{key}.zones[{i}]");
+            check_id(errs, &format!("{zk}.id"), &z.id);
+            if !ids.insert(z.id.clone()) {
+                errs.add(format!("{zk}.id"), format!("duplicate line/zone id '{}'", z.id));
+            }
+            let polygon = points(errs, &format!("{zk}.polygon"), &z.polygon);
+            if polygon.len() < 3 {
+                errs.add(format!("{zk}.polygon"), format!("a zone needs at least 3 points, got {}", polygon.len()));
+            }
+            ZoneSpec {
+                classes: classes(errs, &format!("{zk}.classes"), z.classes),
+                anchor: anchor(errs, &format!("{zk}.anchor"), z.anchor),
+                id: z.id,
+                polygon,
+                confirm_updates: 2,
+            }
+        })
+        .collect();
+    let counts_interval = positive_secs(errs, &format!("{key}.counts_interval_secs"), cam.counts_interval_secs)
+        .or(Some(Duration::from_secs(60)));
+    Some(CameraConfig {
+        id: cam.id,
+        name: cam.name,
+        source,
+        pacing,
+        clock_origin,
+        location: cam.location.map(|l| Location { lat: l.lat, lon: l.lon, road: l.road }),
+        model,
+        detector: DetectorOptions { input_size, score_threshold: score, nms_iou: nms, threads, verify_sha256: true },
+        classes: detect_classes,
+        tracker,
+        analytics: AnalyticsConfig { lines, zones, counts_interval },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<AgentConfig, Vec<String>> {
+        validate(toml::from_str(text).expect("syntax"), Path::new("/"))
+    }
+
+    #[test]
+    fn reports_every_error_with_its_key_path() {
+        let errs = parse(
+            r#"
+            site_id = "bad site"
+            [[cameras]]
+            id = "c1"
+            source = "rtsp://u:p@host/stream"
+            start_time = "2020-01-01T00:00:00Z"
+            detector = { score_threshold = 1.5, classes = ["car", "ufo"] }
+            [[cameras.lines]]
+            id = "l1"
+            points = [[0.1, 0.2], [1.3, 0.2]]
+            forward = "in"
+            backward = "in"
+            [[cameras.zones]]
+            id = "l1"
+            polygon = [[0.0, 0.0], [1.0, 1.0]]
+            "#,
+        )
+        .expect_err("invalid");
+        let all = errs.join("\n");
+        for needle in [
+            "site_id:",
+            "cameras[0].start_time:",
+            "cameras[0].detector.score_threshold: 1.5",
+            "cameras[0].detector.classes[1]: unknown class 'ufo'",
+            "cameras[0].lines[0].points[1][0]: 1.3",
+            "cameras[0].lines[0]: forward and backward",
+            "cameras[0].zones[0].id: duplicate",
+            "cameras[0].zones[0].polygon: a zone needs at least 3 points",
+        ] {
+            assert!(all.contains(needle), "missing '{needle}' in:\n{all}");
+        }
+        assert_eq!(errs.len(), 8, "{all}");
+    }
+
+    #[test]
+    fn live_sources_default_to_latest_and_have_no_fixed_clock() {
+        let cfg = parse(
+            r#"
+            site_id = "s"
+            [[cameras]]
+            id = "c1"
+            source = "rtsp://user:secret@10.0.0.1/s"
+            "#,
+        )
+        .expect("valid");
+        let cam = &cfg.cameras[0];
+        assert_eq!(cam.pacing, Pacing::Latest);
+        assert!(cam.clock_origin.is_none());
+        assert!(!cam.display_source().contains("secret"));
+    }
+}

@@ -1,0 +1,124 @@
+//! The config file as written: serde types that mirror the TOML, nothing checked yet beyond
+//! syntax and field names (`deny_unknown_fields`). Units are in the key names.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub site_id: String,
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// Where per-camera sequence numbers are kept across restarts.
+    #[serde(default)]
+    pub state_dir: Option<String>,
+    /// Path to `libonnxruntime.so` (default: the one set-up installed).
+    #[serde(default)]
+    pub onnxruntime_lib: Option<String>,
+    #[serde(default)]
+    pub cameras: Vec<RawCamera>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCamera {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A file path (relative to the config file) or a URI (`rtsp://user:pass@host/…`).
+    pub source: String,
+    /// `file` (every frame, in order) or `live` (latest frame). Default: `live` for
+    /// network URIs, `file` otherwise.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// For file sources: the UTC time of PTS 0 (RFC 3339). Default 2020-01-01T00:00:00Z.
+    #[serde(default)]
+    pub start_time: Option<String>,
+    #[serde(default)]
+    pub location: Option<RawLocation>,
+    #[serde(default)]
+    pub detector: RawDetector,
+    #[serde(default)]
+    pub tracker: RawTracker,
+    #[serde(default)]
+    pub counts_interval_secs: Option<f64>,
+    #[serde(default)]
+    pub lines: Vec<RawLine>,
+    #[serde(default)]
+    pub zones: Vec<RawZone>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocation {
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default)]
+    pub road: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDetector {
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub score_threshold: Option<f32>,
+    #[serde(default)]
+    pub nms_iou: Option<f32>,
+    #[serde(default)]
+    pub input_width: Option<u32>,
+    #[serde(default)]
+    pub input_height: Option<u32>,
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// Classes passed on to tracking (default: person, bicycle, car, motorcycle, bus, truck).
+    #[serde(default)]
+    pub classes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTracker {
+    #[serde(default)]
+    pub high_score: Option<f32>,
+    #[serde(default)]
+    pub low_score: Option<f32>,
+    #[serde(default)]
+    pub new_track_score: Option<f32>,
+    #[serde(default)]
+    pub match_iou: Option<f32>,
+    #[serde(default)]
+    pub lost_timeout_secs: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLine {
+    pub id: String,
+    /// Two points `[[x, y], [x, y]]` in normalised [0, 1] frame coordinates.
+    pub points: Vec<Vec<f64>>,
+    /// Name of a crossing from the left of points[0]→points[1] to its right.
+    pub forward: String,
+    /// Name of a crossing from the right to the left.
+    pub backward: String,
+    #[serde(default)]
+    pub classes: Option<Vec<String>>,
+    /// `bottom_center` (default) or `center`.
+    #[serde(default)]
+    pub anchor: Option<String>,
+    #[serde(default)]
+    pub hysteresis_px: Option<f32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawZone {
+    pub id: String,
+    /// Three or more points in normalised [0, 1] frame coordinates.
+    pub polygon: Vec<Vec<f64>>,
+    #[serde(default)]
+    pub classes: Option<Vec<String>>,
+    #[serde(default)]
+    pub anchor: Option<String>,
+}

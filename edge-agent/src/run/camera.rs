@@ -1,0 +1,275 @@
+//! One camera's worker: its supervisor loop (typed health, jittered backoff) around
+//! source → detect → [`FrameProcessor`] → stamped events.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use indicatif::ProgressBar;
+use roadsight_events::{CameraState, CameraStatus, Event, EventBody};
+use roadsight_pipeline::analytics::StreamClock;
+use roadsight_pipeline::detect::Detector;
+use roadsight_pipeline::source::{Pacing, SourceEvent, SourceSpec, VideoSource};
+
+use super::processor::{ClassMap, FrameProcessor};
+use super::stamp::{EventStamper, SeqStore};
+use crate::config::CameraConfig;
+
+/// A camera's health as its supervisor tracks it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Health {
+    Connecting,
+    Running,
+    Retrying { reason: String, attempt: u32, next_in: Duration },
+    Stopped { reason: Option<String> },
+}
+
+/// Shared inputs of every camera worker.
+pub struct Shared {
+    pub site_id: String,
+    pub agent_id: String,
+    pub state_dir: std::path::PathBuf,
+    pub events: SyncSender<Event>,
+    pub stop: Arc<AtomicBool>,
+    /// A live camera with no frame for this long is reconnected.
+    pub stall_timeout: Duration,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct CameraSummary {
+    pub frames: u64,
+    pub dropped: u64,
+    pub events: u64,
+    pub reconnects: u32,
+    /// Line crossings since start: (line id, direction, class) → count.
+    pub line_totals: std::collections::BTreeMap<(String, String, roadsight_events::ObjectClass), u64>,
+}
+
+/// Maps source PTS to monotonic stream time. Files: the PTS itself. Live: each session is
+/// anchored once, at its first frame, to the time elapsed since the worker started, so stream
+/// time keeps advancing across reconnects.
+struct Timeline {
+    live: bool,
+    started: Instant,
+    session: Option<(Duration, Duration)>,
+    last: Duration,
+}
+
+impl Timeline {
+    fn new(live: bool) -> Self {
+        Timeline { live, started: Instant::now(), session: None, last: Duration::ZERO }
+    }
+
+    fn new_session(&mut self) {
+        self.session = None;
+    }
+
+    fn map(&mut self, pts: Duration) -> Duration {
+        let t = if self.live {
+            let (anchor, first) = *self.session.get_or_insert((self.started.elapsed(), pts));
+            anchor + pts.saturating_sub(first)
+        } else {
+            pts
+        };
+        self.last = self.last.max(t);
+        self.last
+    }
+
+    fn now(&self) -> Duration {
+        if self.live {
+            self.last.max(self.started.elapsed())
+        } else {
+            self.last
+        }
+    }
+}
+
+/// Jittered exponential backoff: 0.5 s doubling to 30 s, ±20 %.
+fn backoff(attempt: u32) -> Duration {
+    let base = 0.5 * 2f64.powi(attempt.saturating_sub(1).min(6) as i32);
+    Duration::from_secs_f64(base.min(30.0) * (0.8 + 0.4 * fastrand::f64()))
+}
+
+pub struct CameraWorker<'a> {
+    cfg: &'a CameraConfig,
+    shared: &'a Shared,
+    detector: Detector,
+    processor: FrameProcessor,
+    stamper: EventStamper,
+    timeline: Timeline,
+    summary: CameraSummary,
+    progress: ProgressBar,
+}
+
+impl<'a> CameraWorker<'a> {
+    pub fn new(cfg: &'a CameraConfig, shared: &'a Shared, detector: Detector, progress: ProgressBar) -> anyhow::Result<Self> {
+        let live = cfg.pacing == Pacing::Latest;
+        let origin = cfg.clock_origin.unwrap_or_else(Utc::now);
+        let clock = StreamClock { origin };
+        let seq = SeqStore::open(&shared.state_dir, &shared.site_id, &cfg.id)?;
+        let classes = ClassMap::new(detector.labels(), &cfg.classes);
+        Ok(CameraWorker {
+            processor: FrameProcessor::new(classes, cfg.tracker.clone(), cfg.analytics.clone(), clock),
+            stamper: EventStamper::new(&shared.site_id, &cfg.id, &shared.agent_id, clock, seq),
+            timeline: Timeline::new(live),
+            detector,
+            cfg,
+            shared,
+            summary: CameraSummary::default(),
+            progress,
+        })
+    }
+
+    fn emit(&mut self, pts: Duration, body: EventBody) -> anyhow::Result<()> {
+        let event = self.stamper.stamp(pts, body)?;
+        // Blocks while the sink is busy: events are never dropped.
+        self.shared.events.send(event).context("event sink stopped")?;
+        self.summary.events += 1;
+        Ok(())
+    }
+
+    fn set_health(&mut self, health: &Health) -> anyhow::Result<()> {
+        let cam = self.cfg.id.as_str();
+        match health {
+            Health::Retrying { reason, attempt, next_in } => {
+                tracing::warn!(camera = cam, attempt, "retrying in {:.1} s: {reason}", next_in.as_secs_f32())
+            }
+            Health::Stopped { reason: Some(r) } => tracing::error!(camera = cam, "stopped: {r}"),
+            other => tracing::info!(camera = cam, "{other:?}"),
+        }
+        let (state, reason, attempt) = match health {
+            Health::Connecting => (CameraState::Connecting, None, None),
+            Health::Running => (CameraState::Running, None, None),
+            Health::Retrying { reason, attempt, .. } => (CameraState::Retrying, Some(reason.clone()), Some(*attempt)),
+            Health::Stopped { reason } => (CameraState::Stopped, reason.clone(), None),
+        };
+        let status = CameraStatus {
+            state,
+            reason,
+            attempt,
+            fps: None,
+            name: self.cfg.name.clone(),
+            location: self.cfg.location.clone(),
+        };
+        let now = self.timeline.now();
+        self.emit(now, EventBody::CameraStatus(status))
+    }
+
+    /// Runs until the source ends (files), the agent stops, or a fatal error.
+    pub fn run(mut self) -> anyhow::Result<CameraSummary> {
+        let live = self.cfg.pacing == Pacing::Latest;
+        let mut attempt = 0u32;
+        let result = loop {
+            if self.shared.stop.load(Ordering::Relaxed) {
+                break Ok(None);
+            }
+            self.set_health(&Health::Connecting)?;
+            let outcome = self.stream_once();
+            match outcome {
+                Ok(SessionEnd::Eos) if !live => break Ok(None),
+                Ok(SessionEnd::Stopped) => break Ok(None),
+                Err(SessionError::Fatal(e)) => break Err(e),
+                Err(SessionError::Source(reason)) if !live => break Ok(Some(reason)),
+                end => {
+                    let reason = match end {
+                        Err(SessionError::Source(r)) => r,
+                        _ => "stream ended".to_owned(),
+                    };
+                    attempt += 1;
+                    self.summary.reconnects += 1;
+                    let next_in = backoff(attempt);
+                    self.set_health(&Health::Retrying { reason, attempt, next_in })?;
+                    let until = Instant::now() + next_in;
+                    while Instant::now() < until && !self.shared.stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            }
+        };
+        let reason = match result {
+            Ok(r) => r,
+            Err(e) => Some(format!("{e:#}")),
+        };
+        for e in self.processor.finish() {
+            self.emit(e.pts, e.body)?;
+        }
+        self.set_health(&Health::Stopped { reason: reason.clone() })?;
+        self.progress.finish_and_clear();
+        self.summary.line_totals = self.processor.totals().cloned().unwrap_or_default();
+        match reason {
+            Some(r) if !live => Err(anyhow::anyhow!("camera {}: {r}", self.cfg.id)),
+            _ => Ok(self.summary),
+        }
+    }
+
+    /// One source session: open, stream frames until EOS, error, stall or stop.
+    fn stream_once(&mut self) -> Result<SessionEnd, SessionError> {
+        let spec = SourceSpec::new(self.cfg.source.clone(), self.cfg.pacing);
+        let mut source = VideoSource::open(&spec).map_err(|e| SessionError::Source(e.to_string()))?;
+        if let Some(d) = source.duration() {
+            self.progress.set_length(d.as_millis() as u64);
+        }
+        self.timeline.new_session();
+        let mut running = false;
+        let mut last_frame = Instant::now();
+        let started = Instant::now();
+        let mut session_frames = 0u64;
+        loop {
+            if self.shared.stop.load(Ordering::Relaxed) {
+                return Ok(SessionEnd::Stopped);
+            }
+            let event = source.next(Duration::from_millis(200)).map_err(|e| SessionError::Source(e.to_string()))?;
+            let frame = match event {
+                SourceEvent::Frame(f) => f,
+                SourceEvent::Eos => {
+                    self.summary.dropped += source.dropped_frames();
+                    return Ok(SessionEnd::Eos);
+                }
+                SourceEvent::Timeout => {
+                    if last_frame.elapsed() > self.shared.stall_timeout {
+                        return Err(SessionError::Source(format!(
+                            "no frame for {} s",
+                            self.shared.stall_timeout.as_secs()
+                        )));
+                    }
+                    continue;
+                }
+            };
+            last_frame = Instant::now();
+            if !running {
+                running = true;
+                self.set_health(&Health::Running).map_err(SessionError::Fatal)?;
+            }
+            let t = self.timeline.map(frame.time.pts);
+            let view = frame.view();
+            let detections = self.detector.detect(&view).map_err(|e| SessionError::Fatal(e.into()))?;
+            let emitted = self.processor.process(detections, view.width, view.height, t);
+            drop(frame);
+            for e in emitted {
+                self.emit(e.pts, e.body).map_err(SessionError::Fatal)?;
+            }
+            self.summary.frames += 1;
+            session_frames += 1;
+            self.progress.set_position(t.as_millis() as u64);
+            if session_frames % 16 == 0 {
+                let fps = session_frames as f64 / started.elapsed().as_secs_f64().max(1e-6);
+                self.progress.set_message(format!("{} frames, {fps:.0} fps", self.summary.frames));
+            }
+        }
+    }
+}
+
+enum SessionEnd {
+    Eos,
+    Stopped,
+}
+
+enum SessionError {
+    /// The source failed (retry for live cameras).
+    Source(String),
+    /// Something not fixed by reconnecting (model failure, event sink gone).
+    Fatal(anyhow::Error),
+}
