@@ -36,6 +36,8 @@ pub enum Command {
     Run(RunCmd),
     /// Score detections against ground truth (AP50, AP, precision, recall).
     Eval(EvalCmd),
+    /// Draw a camera's lines and zones (and detections) over one of its frames, as PNG.
+    Preview(PreviewCmd),
     /// List the bundled models and where their files are.
     Models,
 }
@@ -101,6 +103,24 @@ pub struct EvalCmd {
     /// Also write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewCmd {
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Camera id (default: the first camera).
+    #[arg(long)]
+    pub camera: Option<String>,
+    /// Decoded frame index to draw on.
+    #[arg(long, default_value_t = 0)]
+    pub frame: u64,
+    /// Also run the camera's detector and draw its boxes.
+    #[arg(long)]
+    pub detect: bool,
+    /// Output PNG.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {

@@ -3,8 +3,10 @@
 mod cli;
 mod config;
 mod detect_cmd;
+mod draw;
 mod eval;
 mod model;
+mod preview;
 mod run;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,6 +78,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             if let Some(p) = cmd.json {
                 std::fs::write(&p, serde_json::to_string_pretty(&report)?)?;
             }
+            Ok(())
+        }
+        Command::Preview(cmd) => {
+            let mut config = config::load(&cmd.config)?;
+            config.ort_lib = ort_lib;
+            preview::preview(&config, cmd.camera.as_deref(), cmd.frame, cmd.detect, &cmd.out)?;
+            eprintln!("wrote {}", cmd.out.display());
             Ok(())
         }
         Command::Models => {

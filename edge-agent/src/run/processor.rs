@@ -29,6 +29,31 @@ impl ClassMap {
     }
 }
 
+/// Boxes of different classes overlapping this much are one object (a model often calls the
+/// same vehicle both `car` and `truck`); the tracker is class-agnostic and would otherwise
+/// follow it twice.
+const CROSS_CLASS_IOU: f32 = 0.7;
+
+/// A box of the same class lying this much inside a higher-scoring one is a part of it (the
+/// front half of an articulated bus).
+const SAME_CLASS_CONTAINED: f32 = 0.85;
+
+/// Keeps the higher-scoring of two inputs that overlap above `iou` whatever their class, or
+/// that are of one class and one lies mostly inside the other.
+fn dedupe_across_classes(inputs: &mut Vec<TrackInput>, iou: f32) {
+    inputs.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.bbox.x1.total_cmp(&b.bbox.x1)));
+    let mut kept: Vec<TrackInput> = Vec::with_capacity(inputs.len());
+    for d in inputs.drain(..) {
+        let duplicate = kept.iter().any(|k| {
+            k.bbox.iou(&d.bbox) > iou || (k.class_id == d.class_id && k.bbox.ios(&d.bbox) > SAME_CLASS_CONTAINED)
+        });
+        if !duplicate {
+            kept.push(d);
+        }
+    }
+    *inputs = kept;
+}
+
 pub struct FrameProcessor {
     classes: ClassMap,
     tracker: Tracker,
@@ -59,6 +84,8 @@ impl FrameProcessor {
             confidence: t.score,
             bbox: t.bbox,
             last_seen: t.last_seen,
+            // A track's first velocity estimate is zero: unknown, not "standing still".
+            velocity: (t.hits > 2).then_some(t.velocity),
         })
     }
 
@@ -72,6 +99,7 @@ impl FrameProcessor {
                 .filter(|d| self.classes.get(d.class_id).is_some())
                 .map(|d| TrackInput { bbox: d.bbox, score: d.score, class_id: d.class_id }),
         );
+        dedupe_across_classes(&mut self.inputs, CROSS_CLASS_IOU);
         let update = self.tracker.update(&self.inputs, t);
         let active: Vec<TrackedObject> = update.active.iter().filter_map(|tr| self.to_object(tr)).collect();
         let ended: Vec<TrackedObject> = update.removed.iter().filter_map(|tr| self.to_object(tr)).collect();

@@ -6,7 +6,9 @@
 //! anchor's path between the two confirmed positions cuts the line segment. So: box jitter
 //! near the line never counts, a track that touches the line and turns back never counts, a
 //! track that disappears (occlusion) and reappears on the other side counts once, and each
-//! track counts at most once per line.
+//! track counts at most once per line. When the track's velocity is known, a side flip that
+//! goes against it (a box that suddenly grows or shrinks across the line while the object
+//! moves the other way) is treated as noise: no count, side unchanged.
 
 use std::collections::HashMap;
 
@@ -79,8 +81,9 @@ impl CountingLine {
         (dx * (p.1 - self.p1.1) - dy * (p.0 - self.p1.0)) / len
     }
 
-    /// Feeds a track's anchor position; returns a crossing when one is confirmed.
-    pub fn observe(&mut self, track_id: u64, p: Point) -> Option<Crossing> {
+    /// Feeds a track's anchor position and (if known) its velocity in pixels per second;
+    /// returns a crossing when one is confirmed.
+    pub fn observe(&mut self, track_id: u64, p: Point, velocity: Option<(f32, f32)>) -> Option<Crossing> {
         let d = self.signed_distance(p);
         let side = if d > self.hysteresis_px {
             Side::Right
@@ -97,10 +100,20 @@ impl CountingLine {
             }
             Some(st) => {
                 let previous = *st;
-                st.at = p;
                 if previous.side == side {
+                    st.at = p;
                     return None;
                 }
+                if let Some((vx, vy)) = velocity {
+                    // Component of the velocity along the right-hand normal of p1→p2.
+                    let (dx, dy) = (p2.0 - p1.0, p2.1 - p1.1);
+                    let along_normal = (-dy * vx + dx * vy) / (dx * dx + dy * dy).sqrt().max(1e-6);
+                    let moving_right = along_normal > 0.0;
+                    if along_normal.abs() > MIN_NORMAL_SPEED && moving_right != (side == Side::Right) {
+                        return None;
+                    }
+                }
+                st.at = p;
                 st.side = side;
                 if previous.counted || !segments_intersect(previous.at, p, p1, p2) {
                     return None;
@@ -116,6 +129,9 @@ impl CountingLine {
         self.tracks.remove(&track_id);
     }
 }
+
+/// Below this speed across the line (px/s) the velocity is too uncertain to veto a crossing.
+const MIN_NORMAL_SPEED: f32 = 5.0;
 
 fn orient(a: Point, b: Point, c: Point) -> f32 {
     (b.0 - a.0) * (c.1 - a.1) - (b.1 - a.1) * (c.0 - a.0)
@@ -137,7 +153,7 @@ mod tests {
     }
 
     fn feed(l: &mut CountingLine, id: u64, ys: &[f32]) -> Vec<Crossing> {
-        ys.iter().filter_map(|&y| l.observe(id, (100.0, y))).collect()
+        ys.iter().filter_map(|&y| l.observe(id, (100.0, y), None)).collect()
     }
 
     #[test]
@@ -172,7 +188,7 @@ mod tests {
     #[test]
     fn crossing_beside_the_segment_does_not_count() {
         let mut l = line();
-        let got: Vec<_> = [60.0, 140.0].iter().filter_map(|&y| l.observe(1, (300.0, y))).collect();
+        let got: Vec<_> = [60.0, 140.0].iter().filter_map(|&y| l.observe(1, (300.0, y), None)).collect();
         assert!(got.is_empty());
     }
 
@@ -184,6 +200,20 @@ mod tests {
     }
 
     #[test]
+    fn a_box_jump_against_the_motion_does_not_count() {
+        let mut l = line();
+        // The object moves up (away) but its box grows downwards across the line, then shrinks.
+        let up = Some((0.0, -50.0));
+        assert_eq!(l.observe(1, (100.0, 90.0), up), None);
+        assert_eq!(l.observe(1, (100.0, 130.0), up), None, "jump across against the velocity");
+        assert_eq!(l.observe(1, (100.0, 85.0), up), None, "back on its side: nothing to count");
+        // A real crossing with the velocity still counts.
+        let down = Some((0.0, 50.0));
+        assert_eq!(l.observe(2, (100.0, 90.0), down), None);
+        assert_eq!(l.observe(2, (100.0, 110.0), down), Some(Crossing::Forward));
+    }
+
+    #[test]
     fn two_way_traffic_counts_each_direction() {
         let mut l = line();
         let mut got = Vec::new();
@@ -191,10 +221,10 @@ mod tests {
             let t = step as f32 * 10.0;
             // Tracks 1–3 go down, 4–5 go up, at different x.
             for id in 1..=3u64 {
-                got.extend(l.observe(id, (id as f32 * 30.0, 20.0 + t)));
+                got.extend(l.observe(id, (id as f32 * 30.0, 20.0 + t), Some((0.0, 100.0))));
             }
             for id in 4..=5u64 {
-                got.extend(l.observe(id, (id as f32 * 30.0, 190.0 - t)));
+                got.extend(l.observe(id, (id as f32 * 30.0, 190.0 - t), Some((0.0, -100.0))));
             }
         }
         assert_eq!(got.iter().filter(|c| **c == Crossing::Forward).count(), 3);

@@ -75,6 +75,8 @@ pub struct TrackedObject {
     pub bbox: BBox,
     /// Stream time of the last observation.
     pub last_seen: Duration,
+    /// Centre velocity in pixels per second of stream time, if known.
+    pub velocity: Option<(f32, f32)>,
 }
 
 impl TrackedObject {
@@ -228,7 +230,7 @@ impl Analytics {
             if !accepts(&line.spec.classes, obj.class) {
                 continue;
             }
-            let Some(crossing) = line.geometry.observe(obj.track_id, line.spec.anchor.of(&obj.bbox)) else { continue };
+            let Some(crossing) = line.geometry.observe(obj.track_id, line.spec.anchor.of(&obj.bbox), obj.velocity) else { continue };
             let forward = crossing == Crossing::Forward;
             let direction = if forward { &line.spec.forward } else { &line.spec.backward };
             *self.interval_counts.entry((i, forward, obj.class)).or_default() += 1;
@@ -293,7 +295,7 @@ mod tests {
     }
 
     fn car(id: u64, y: f32, t: Duration) -> TrackedObject {
-        TrackedObject { track_id: id, class: ObjectClass::Car, confidence: 0.9, bbox: BBox::from_center(50.0, y, 10.0, 10.0), last_seen: t }
+        TrackedObject { track_id: id, class: ObjectClass::Car, confidence: 0.9, bbox: BBox::from_center(50.0, y, 10.0, 10.0), last_seen: t, velocity: None }
     }
 
     #[test]
