@@ -248,15 +248,25 @@ fn first_bus_error(pipeline: &gst::Pipeline) -> Option<String> {
 
 /// Turns a GStreamer error into a sentence a user can act on.
 fn describe_error(err: gst::glib::Error, debug: Option<&str>) -> String {
-    let text = err.message().to_owned();
+    let text = redact_uri(err.message());
     let debug = debug.unwrap_or("");
-    if debug.contains("not-linked") || text.contains("no suitable plugins") || text.contains("not determine type") {
-        return format!("not a decodable video ({text})");
-    }
-    if text.contains("Your GStreamer installation is missing a plug-in") {
+    let not_video = matches!(
+        err.kind::<gst::StreamError>(),
+        Some(
+            gst::StreamError::TypeNotFound
+                | gst::StreamError::WrongType
+                | gst::StreamError::Demux
+                | gst::StreamError::Decode
+                | gst::StreamError::Format
+        )
+    ) || debug.contains("not-linked");
+    if err.kind::<gst::CoreError>() == Some(gst::CoreError::MissingPlugin) || text.contains("missing a plug-in") {
         return format!("{text} (run scripts/setup.sh to install the GStreamer plugins)");
     }
-    redact_uri(&text)
+    if not_video {
+        return format!("not a decodable video ({text})");
+    }
+    text
 }
 
 fn spawn_puller(
@@ -271,6 +281,7 @@ fn spawn_puller(
         .spawn(move || {
             let bus = pipeline.bus();
             let mut index = 0u64;
+            let mut last_pts: Option<Duration> = None;
             let mut info: Option<(gst::Caps, gst_video::VideoInfo)> = None;
             while !stop.load(Ordering::Relaxed) {
                 // Drain the bus every turn: unread messages would pile up over weeks of running.
@@ -284,7 +295,7 @@ fn spawn_puller(
                     }
                     continue;
                 };
-                match sample_to_frame(&sample, &mut info, index) {
+                match sample_to_frame(&sample, &mut info, index, &mut last_pts) {
                     Ok(frame) => {
                         index += 1;
                         if !queue.push(Item::Frame(frame)) {
@@ -313,10 +324,23 @@ fn drain_bus(bus: &gst::Bus) -> Option<String> {
     None
 }
 
+/// Some streams repeat or reorder timestamps (MPEG-4 in AVI with B-frames, RTP of H.264 with
+/// B-frames). Stream time must strictly increase for tracking and dwell times: a PTS that does
+/// not advance becomes the previous one plus the frame's duration (or 1 ms).
+fn monotonic_pts(pts: Duration, duration: Option<Duration>, last: &mut Option<Duration>) -> Duration {
+    let fixed = match *last {
+        Some(prev) if pts <= prev => prev + duration.filter(|d| !d.is_zero()).unwrap_or(Duration::from_millis(1)),
+        _ => pts,
+    };
+    *last = Some(fixed);
+    fixed
+}
+
 fn sample_to_frame(
     sample: &gst::Sample,
     info: &mut Option<(gst::Caps, gst_video::VideoInfo)>,
     index: u64,
+    last_pts: &mut Option<Duration>,
 ) -> Result<Frame, String> {
     let caps = sample.caps().ok_or("sample without caps")?;
     let stale = info.as_ref().is_none_or(|(c, _)| c.as_ref() != caps);
@@ -326,7 +350,9 @@ fn sample_to_frame(
     }
     let (_, vi) = info.as_ref().ok_or("no video info")?;
     let buffer = sample.buffer_owned().ok_or("sample without buffer")?;
-    let pts = buffer.pts().map_or(Duration::ZERO, |t| Duration::from_nanos(t.nseconds()));
+    let raw = buffer.pts().map_or(Duration::ZERO, |t| Duration::from_nanos(t.nseconds()));
+    let duration = buffer.duration().map(|d| Duration::from_nanos(d.nseconds()));
+    let pts = monotonic_pts(raw, duration, last_pts);
     let inner = gst_video::VideoFrame::from_buffer_readable(buffer, vi).map_err(|_| "cannot map buffer".to_string())?;
     Ok(Frame { inner, time: FrameTime { index, pts } })
 }
@@ -334,6 +360,15 @@ fn sample_to_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_that_do_not_advance_are_repaired() {
+        let ms = Duration::from_millis;
+        let mut last = None;
+        let got: Vec<Duration> =
+            [0, 120, 160, 160, 240, 280, 280].iter().map(|&p| monotonic_pts(ms(p), Some(ms(40)), &mut last)).collect();
+        assert_eq!(got, [0, 120, 160, 200, 240, 280, 320].map(ms));
+    }
 
     #[test]
     fn redacts_credentials() {

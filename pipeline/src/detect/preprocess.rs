@@ -1,8 +1,9 @@
 //! Frame → model input tensor: resize (letterbox or stretch), colour order, normalisation,
 //! HWC → CHW, written straight into a reused `f32` buffer (no per-frame allocation).
 //!
-//! The resize is bilinear with half-pixel centres, the same sampling as OpenCV's
-//! `INTER_LINEAR`, so boxes agree with reference implementations that use `cv2.resize`.
+//! The resize is bilinear with half-pixel centres in 11-bit fixed point — the same arithmetic
+//! as OpenCV's 8-bit `INTER_LINEAR` — so boxes agree with reference implementations that use
+//! `cv2.resize`.
 
 use roadsight_models::{Colour, Normalise, Resize};
 
@@ -33,13 +34,17 @@ impl InputTransform {
     }
 }
 
-/// One axis of a bilinear resize: for each destination index, the two source indices and the
-/// weight of the second.
+/// Fixed-point scale of the interpolation weights (OpenCV's `INTER_RESIZE_COEF_SCALE`).
+const COEF_SCALE: f64 = 2048.0;
+
+/// One axis of a bilinear resize: for each destination index, the two source indices and
+/// their fixed-point weights (summing to 2048).
 #[derive(Debug, Default, Clone)]
 struct AxisTaps {
     i0: Vec<u32>,
     i1: Vec<u32>,
-    w1: Vec<f32>,
+    w0: Vec<i32>,
+    w1: Vec<i32>,
 }
 
 impl AxisTaps {
@@ -47,14 +52,26 @@ impl AxisTaps {
         let scale = src as f64 / dst as f64;
         self.i0.clear();
         self.i1.clear();
+        self.w0.clear();
         self.w1.clear();
         for d in 0..dst {
-            let s = ((d as f64 + 0.5) * scale - 0.5).max(0.0);
-            let i0 = (s.floor() as u32).min(src - 1);
-            let i1 = (i0 + 1).min(src - 1);
-            self.i0.push(i0);
-            self.i1.push(i1);
-            self.w1.push((s - i0 as f64) as f32);
+            let f = (d as f64 + 0.5) * scale - 0.5;
+            let mut i0 = f.floor() as i64;
+            let mut frac = f - i0 as f64;
+            if i0 < 0 {
+                i0 = 0;
+                frac = 0.0;
+            }
+            if i0 >= src as i64 - 1 {
+                i0 = src as i64 - 1;
+                frac = 0.0;
+            }
+            let w1 = (frac * COEF_SCALE).round() as i32;
+            let w0 = ((1.0 - frac) * COEF_SCALE).round() as i32;
+            self.i0.push(i0 as u32);
+            self.i1.push((i0 as u32 + 1).min(src - 1));
+            self.w0.push(w0);
+            self.w1.push(w1);
         }
     }
 }
@@ -66,6 +83,8 @@ pub struct Preprocessor {
     xs: AxisTaps,
     ys: AxisTaps,
     row: Vec<u8>,
+    h0: Vec<i32>,
+    h1: Vec<i32>,
 }
 
 impl Preprocessor {
@@ -116,17 +135,13 @@ impl Preprocessor {
                 }
                 continue;
             }
-            let r0 = frame.row(self.ys.i0[y]);
-            let r1 = frame.row(self.ys.i1[y]);
-            let wy = self.ys.w1[y];
-            for x in 0..rw {
-                let (a, b, wx) = (self.xs.i0[x] as usize * 3, self.xs.i1[x] as usize * 3, self.xs.w1[x]);
-                for ch in 0..3 {
-                    let top = r0[a + ch] as f32 + (r0[b + ch] as f32 - r0[a + ch] as f32) * wx;
-                    let bot = r1[a + ch] as f32 + (r1[b + ch] as f32 - r1[a + ch] as f32) * wx;
-                    // Rounded to 8 bits as an 8-bit resize would be.
-                    self.row[x * 3 + ch] = (top + (bot - top) * wy).round().clamp(0.0, 255.0) as u8;
-                }
+            // Horizontal pass on the two source rows (values × 2048), then the vertical blend
+            // with OpenCV's rounding: ((b0·(h0 >> 4) >> 16) + (b1·(h1 >> 4) >> 16) + 2) >> 2.
+            horizontal(frame.row(self.ys.i0[y]), &self.xs, rw, &mut self.h0);
+            horizontal(frame.row(self.ys.i1[y]), &self.xs, rw, &mut self.h1);
+            let (b0, b1) = (self.ys.w0[y], self.ys.w1[y]);
+            for ((out, &a), &b) in self.row.iter_mut().zip(&self.h0).zip(&self.h1) {
+                *out = ((((b0 * (a >> 4)) >> 16) + ((b1 * (b >> 4)) >> 16) + 2) >> 2).clamp(0, 255) as u8;
             }
             for (c, &src_ch) in order.iter().enumerate() {
                 let dst = &mut out[c * plane + y * dw..c * plane + (y + 1) * dw];
@@ -137,6 +152,18 @@ impl Preprocessor {
             }
         }
         transform
+    }
+}
+
+/// Horizontal bilinear pass of one RGB row into `out` (`3 × rw` values scaled by 2048).
+fn horizontal(row: &[u8], xs: &AxisTaps, rw: usize, out: &mut Vec<i32>) {
+    out.clear();
+    for x in 0..rw {
+        let (a, b) = (xs.i0[x] as usize * 3, xs.i1[x] as usize * 3);
+        let (w0, w1) = (xs.w0[x], xs.w1[x]);
+        for ch in 0..3 {
+            out.push(row[a + ch] as i32 * w0 + row[b + ch] as i32 * w1);
+        }
     }
 }
 

@@ -1,0 +1,116 @@
+//! Command dispatch: what each subcommand does, for the thin `main`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use roadsight_pipeline::detect::DetectorOptions;
+
+use crate::cli::{self, Cli, Command};
+use crate::{config, detect_cmd, eval, preview, run};
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let ort_lib = cli.onnxruntime.clone().unwrap_or_else(roadsight_models::default_ort_library);
+    match cli.command {
+        Command::Detect(cmd) => {
+            let options = DetectorOptions {
+                input_size: cmd.input_size,
+                score_threshold: cmd.score,
+                threads: cmd.threads,
+                ..DetectorOptions::default()
+            };
+            let s = detect_cmd::detect(detect_cmd::DetectArgs {
+                model: &cmd.model,
+                input: &cmd.input,
+                out: cmd.out.as_deref(),
+                options,
+                ort_lib: &ort_lib,
+            })?;
+            eprintln!(
+                "{} frames, {} detections, {:.1} fps",
+                s.frames,
+                s.detections,
+                s.frames as f64 / s.elapsed.as_secs_f64().max(1e-9)
+            );
+            Ok(())
+        }
+        Command::Run(cmd) => run_cmd(cmd, cli.onnxruntime),
+        Command::Eval(cmd) => {
+            let opts = eval::EvalOptions {
+                merge: cmd.merge,
+                min_height: cmd.min_height,
+                score_threshold: cmd.score,
+                merged_nms_iou: Some(cmd.merged_nms_iou),
+            };
+            let report = eval::evaluate_files(&cmd.gt, &cmd.pred, &opts)?;
+            println!("frames evaluated: {}", report.frames);
+            println!("{:<12} {:>6} {:>7} {:>7} {:>7} {:>9} {:>7}", "class", "gt", "pred", "AP50", "AP", "precision", "recall");
+            for c in &report.classes {
+                println!(
+                    "{:<12} {:>6} {:>7} {:>7.3} {:>7.3} {:>9.3} {:>7.3}",
+                    c.label, c.ground_truth, c.predictions, c.ap50, c.ap50_95, c.precision, c.recall
+                );
+            }
+            println!("mAP50 {:.3}  mAP50:95 {:.3}  (precision/recall at score ≥ {})", report.map50, report.map50_95, report.score_threshold);
+            if let Some(p) = cmd.json {
+                std::fs::write(&p, serde_json::to_string_pretty(&report)?)?;
+            }
+            Ok(())
+        }
+        Command::Preview(cmd) => {
+            let mut config = config::load(&cmd.config)?;
+            config.ort_lib = ort_lib;
+            preview::preview(&config, cmd.camera.as_deref(), cmd.frame, cmd.detect, &cmd.out)?;
+            eprintln!("wrote {}", cmd.out.display());
+            Ok(())
+        }
+        Command::Models => {
+            for name in roadsight_models::ModelManifest::built_in_names() {
+                match roadsight_models::ModelManifest::resolve(name) {
+                    Ok(m) => println!("{name:<24} {}", m.path.display()),
+                    Err(e) => println!("{name:<24} missing: {e}"),
+                }
+            }
+            println!("onnxruntime              {}", ort_lib.display());
+            Ok(())
+        }
+    }
+}
+
+fn run_cmd(cmd: cli::RunCmd, ort_override: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let mut config = config::load(&cmd.config)?;
+    if let Some(dir) = cmd.state_dir {
+        config.state_dir = dir;
+    }
+    if let Some(lib) = ort_override {
+        config.ort_lib = lib;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))?;
+    }
+    let sink: Box<dyn run::sink::EventSink> = match &cmd.events {
+        Some(p) => Box::new(run::sink::JsonLinesSink::file(p)?),
+        None => Box::new(run::sink::JsonLinesSink::stdout()),
+    };
+    let options = run::RunOptions { stall_timeout: Duration::from_secs(cmd.stall_timeout_secs) };
+    let results = run::run(&config, sink, stop, &options)?;
+    let mut failed = Vec::new();
+    for (camera, result) in results {
+        match result {
+            Ok(s) => {
+                eprintln!("camera {camera}: {} frames, {} events, {} dropped, {} reconnects", s.frames, s.events, s.dropped, s.reconnects);
+                for ((line, dir, class), n) in &s.line_totals {
+                    eprintln!("  {line} {dir} {class}: {n}");
+                }
+            }
+            Err(e) => failed.push(format!("{e:#}")),
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{}", failed.join("; "))
+    }
+}

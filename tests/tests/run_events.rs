@@ -1,0 +1,117 @@
+//! `edge-agent run` on real clips: deterministic events, valid against the published schema,
+//! line counts within ±10 % of the hand counts in `samples/`.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{edge_agent, repo_root, stderr};
+use serde_json::Value;
+
+fn run_clip(config: &str, dir: &Path, tag: &str) -> Vec<Value> {
+    let events = dir.join(format!("{tag}.jsonl"));
+    let state = dir.join(format!("{tag}-state"));
+    let cfg = repo_root().join("samples").join(config);
+    let o = edge_agent(&[
+        "run", "--config", cfg.to_str().expect("utf8"),
+        "--events", events.to_str().expect("utf8"),
+        "--state-dir", state.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "run failed: {}", stderr(&o));
+    std::fs::read_to_string(&events)
+        .expect("events file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect()
+}
+
+fn hand_counts(clip: &str) -> BTreeMap<(String, String), u64> {
+    let path = repo_root().join("samples").join(format!("{clip}.counts.csv"));
+    let mut rdr = csv::Reader::from_path(&path).expect("hand-count file");
+    rdr.records()
+        .map(|r| {
+            let r = r.expect("row");
+            assert_eq!(&r[2], "all", "hand counts are per line and direction, all classes");
+            ((r[0].to_owned(), r[1].to_owned()), r[3].parse().expect("count"))
+        })
+        .collect()
+}
+
+fn crossings(events: &[Value]) -> BTreeMap<(String, String), u64> {
+    let mut m = BTreeMap::new();
+    for e in events.iter().filter(|e| e["type"] == "line_crossing") {
+        let key = (e["line_id"].as_str().expect("line_id").to_owned(), e["direction"].as_str().expect("direction").to_owned());
+        *m.entry(key).or_default() += 1;
+    }
+    m
+}
+
+fn assert_counts_within_10_percent(clip: &str, events: &[Value]) {
+    let got = crossings(events);
+    for ((line, dir), expected) in hand_counts(clip) {
+        let n = got.get(&(line.clone(), dir.clone())).copied().unwrap_or(0);
+        let err = (n as f64 - expected as f64).abs();
+        assert!(err <= 0.1 * expected as f64, "{clip} {line} {dir}: counted {n}, hand count {expected}");
+        eprintln!("{clip} {line} {dir}: {n} (hand count {expected})");
+    }
+}
+
+fn validator() -> jsonschema::Validator {
+    let schema: Value = serde_json::from_str(roadsight_events::EVENT_SCHEMA_JSON).expect("schema");
+    jsonschema::validator_for(&schema).expect("valid schema")
+}
+
+#[test]
+fn intersection_day_is_deterministic_valid_and_counts_match() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let a = run_clip("intersection_day_960x540.toml", dir.path(), "a");
+    let b = run_clip("intersection_day_960x540.toml", dir.path(), "b");
+    let strip = |v: &[Value]| -> Vec<Value> {
+        v.iter()
+            .map(|e| {
+                let mut e = e.clone();
+                e.as_object_mut().expect("object").remove("event_id");
+                e
+            })
+            .collect()
+    };
+    assert_eq!(strip(&a), strip(&b), "two runs of the same clip give different events");
+    let ids: std::collections::HashSet<&str> = a.iter().chain(&b).map(|e| e["event_id"].as_str().expect("id")).collect();
+    assert_eq!(ids.len(), a.len() + b.len(), "event ids are unique");
+
+    let v = validator();
+    for e in &a {
+        let errors: Vec<String> = v.iter_errors(e).map(|x| x.to_string()).collect();
+        assert!(errors.is_empty(), "{e} does not validate: {errors:?}");
+        let parsed: roadsight_events::Event = serde_json::from_value(e.clone()).expect("parses as an Event");
+        assert_eq!(parsed.camera_id, "intersection_day");
+    }
+    let seqs: Vec<u64> = a.iter().map(|e| e["seq"].as_u64().expect("seq")).collect();
+    assert_eq!(seqs, (1..=a.len() as u64).collect::<Vec<_>>(), "seq starts at 1 and has no gap");
+    let kinds: Vec<&str> = a.iter().map(|e| e["type"].as_str().expect("type")).collect();
+    assert_eq!(kinds.first(), Some(&"camera_status"));
+    assert_eq!(kinds.last(), Some(&"camera_status"));
+    assert!(kinds.contains(&"counts"));
+    assert_eq!(a[0]["occurred_at"], "2020-01-01T00:00:00Z", "file sources start at the fixed epoch");
+    assert_counts_within_10_percent("intersection_day_960x540", &a);
+}
+
+#[test]
+fn highway_cdnet_counts_match() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let events = run_clip("highway_cdnet_320x240.toml", dir.path(), "cdnet");
+    assert_counts_within_10_percent("highway_cdnet_320x240", &events);
+}
+
+#[test]
+fn seq_continues_across_restarts() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let first = run_clip("intersection_day_960x540.toml", dir.path(), "same");
+    let events_path = dir.path().join("same.jsonl");
+    std::fs::remove_file(&events_path).expect("rm");
+    let second = run_clip("intersection_day_960x540.toml", dir.path(), "same");
+    let last = first.last().expect("events")["seq"].as_u64().expect("seq");
+    assert_eq!(second[0]["seq"].as_u64(), Some(last + 1), "the restarted agent continues the sequence");
+}
