@@ -11,6 +11,8 @@
 //! - `occurred_at` derives from the stream timestamp (`pts_ms`), never from the wall clock at
 //!   processing time, so replaying a clip yields identical events (ids aside).
 
+pub mod topics;
+
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

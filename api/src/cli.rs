@@ -1,0 +1,92 @@
+//! Command line: `ioc-api serve …`, `ioc-api keys create|list|revoke …`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "ioc-api", version, about = "Roadsight IOC server: ingest, storage, REST API, live stream, dashboard")]
+pub struct Cli {
+    /// Log filter (e.g. info, ioc_api=debug); also RUST_LOG.
+    #[arg(long, global = true, default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage API keys (directly in the database).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, clap::Args, Clone)]
+pub struct DbArgs {
+    /// Database URL: sqlite://FILE or postgres://user:pass@host/db
+    /// (default: sqlite://<data-dir>/ioc.sqlite).
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Data folder (SQLite file, snapshots).
+    #[arg(long, default_value = "./ioc-data")]
+    pub data_dir: PathBuf,
+}
+
+impl DbArgs {
+    pub fn url(&self) -> String {
+        self.database.clone().unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("ioc.sqlite").display()))
+    }
+}
+
+#[derive(Debug, clap::Args, Clone)]
+pub struct ServeArgs {
+    /// HTTP listen address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// External MQTT broker to ingest from: mqtt://[user:pass@]host[:port].
+    #[arg(long, conflicts_with = "embedded_broker")]
+    pub mqtt: Option<String>,
+    /// Run the built-in MQTT broker on this address (default when --mqtt is not given: 127.0.0.1:1883).
+    #[arg(long)]
+    pub embedded_broker: Option<SocketAddr>,
+    /// Do not ingest from MQTT at all (HTTP ingest only).
+    #[arg(long, conflicts_with_all = ["mqtt", "embedded_broker"])]
+    pub no_mqtt: bool,
+    /// MQTT client id (stable: the broker keeps this replica's session). Default: ioc-api-<hostname>.
+    #[arg(long)]
+    pub mqtt_client_id: Option<String>,
+    /// Shared-subscription group: replicas with the same group split the messages.
+    #[arg(long, default_value = "ioc-api")]
+    pub mqtt_share_group: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print its secret once.
+    Create {
+        #[arg(long, value_parser = ["agent", "operator", "admin"])]
+        role: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}

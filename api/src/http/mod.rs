@@ -1,0 +1,155 @@
+//! The HTTP API under `/api/v1` (JSON), the live stream, the dashboard and operations
+//! endpoints. Every error is JSON `{"error": {"code", "message"}}` with a 4xx/5xx status.
+
+mod auth;
+mod cameras;
+mod counts;
+mod docs;
+mod events;
+mod extract;
+mod incidents;
+mod keys;
+mod stream;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::ingest::Ingestor;
+use crate::snapshots::SnapshotStore;
+use crate::store::StoreError;
+
+pub use auth::Caller;
+
+pub struct AppState {
+    pub ingestor: Ingestor,
+    pub snapshots: SnapshotStore,
+}
+
+pub type SharedState = Arc<AppState>;
+
+/// Largest JSON request body accepted.
+pub const MAX_BODY_BYTES: usize = 2 << 20;
+
+#[derive(Debug)]
+pub enum ApiError {
+    BadRequest(String),
+    Unauthorized(String),
+    Forbidden(String),
+    NotFound(String),
+    PayloadTooLarge(String),
+    Internal(String),
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// bad_request, unauthorized, forbidden, not_found, payload_too_large, internal.
+    pub code: String,
+    pub message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
+            ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
+            ApiError::Internal(m) => {
+                tracing::error!("internal error: {m}");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error (see the server log)".to_owned())
+            }
+        };
+        (status, Json(ErrorBody { error: ErrorDetail { code: code.into(), message } })).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+pub fn router(state: SharedState) -> Router {
+    let api = Router::new()
+        .route("/events", post(events::ingest).get(events::list))
+        .route("/incidents", get(incidents::list))
+        .route("/incidents/{id}", get(incidents::detail))
+        .route("/incidents/{id}/acknowledge", post(incidents::acknowledge))
+        .route("/incidents/{id}/resolve", post(incidents::resolve))
+        .route(
+            "/snapshots/{id}",
+            get(incidents::snapshot)
+                .put(incidents::upload_snapshot)
+                .layer(DefaultBodyLimit::max(crate::snapshots::MAX_SNAPSHOT_BYTES)),
+        )
+        .route("/cameras", get(cameras::list))
+        .route("/gaps", get(cameras::gaps))
+        .route("/counts", get(counts::counts))
+        .route("/stream", get(stream::stream))
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/{id}", axum::routing::delete(keys::revoke))
+        .route("/audit", get(keys::audit))
+        .route("/openapi.json", get(docs::openapi))
+        .route("/docs", get(docs::page))
+        .fallback(not_found);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/", get(dashboard))
+        .route("/assets/app.js", get(asset_js))
+        .route("/assets/style.css", get(asset_css))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint (see /api/v1/docs)".into())
+}
+
+async fn dashboard() -> Html<&'static str> {
+    Html(include_str!("../../assets/dashboard.html"))
+}
+
+async fn asset_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../../assets/app.js"))
+}
+
+async fn asset_css() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../assets/style.css"))
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    database: &'static str,
+}
+
+async fn health(State(state): State<SharedState>) -> (StatusCode, Json<Health>) {
+    match state.ingestor.store().ping().await {
+        Ok(()) => (StatusCode::OK, Json(Health { status: "ok", database: "ok" })),
+        Err(e) => {
+            tracing::error!("health: {e}");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "degraded", database: "unreachable" }))
+        }
+    }
+}
+
+async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.ingestor.metrics().render(),
+    )
+}

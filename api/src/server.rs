@@ -1,0 +1,59 @@
+//! Wiring: store, ingest, MQTT (external or embedded broker), HTTP; ordered shutdown.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::cli::ServeArgs;
+use crate::http::{router, AppState};
+use crate::ingest::Ingestor;
+use crate::metrics::Metrics;
+use crate::mqtt::MqttSettings;
+use crate::snapshots::SnapshotStore;
+use crate::store::Store;
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "ioc".into())
+}
+
+/// Runs until `shutdown` resolves; then stops accepting HTTP, stops MQTT ingest (after its
+/// in-flight batch is committed and acknowledged) and closes the database.
+pub async fn serve(args: ServeArgs, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.db.data_dir).with_context(|| format!("creating data folder {}", args.db.data_dir.display()))?;
+    let metrics = Metrics::new();
+    let store = Store::connect(&args.db.url()).await?.with_latency_observer(metrics.db_latency());
+    let snapshots = SnapshotStore::new(args.db.data_dir.join("snapshots")).context("creating the snapshot folder")?;
+    let ingestor = Ingestor::new(store, metrics);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+
+    let mqtt_url = if args.no_mqtt {
+        None
+    } else if let Some(url) = &args.mqtt {
+        Some(url.clone())
+    } else {
+        let addr = args.embedded_broker.unwrap_or_else(|| "127.0.0.1:1883".parse().expect("valid address"));
+        crate::broker::start(addr)?;
+        tracing::info!("embedded MQTT broker on {addr}");
+        Some(format!("mqtt://{addr}"))
+    };
+    let mqtt_task = match mqtt_url {
+        Some(url) => {
+            let client_id = args.mqtt_client_id.clone().unwrap_or_else(|| format!("ioc-api-{}", hostname()));
+            let settings = MqttSettings::from_url(&url, &client_id, Some(args.mqtt_share_group.clone()))?;
+            Some(tokio::spawn(crate::mqtt::run(settings, ingestor.clone(), snapshots.clone(), stop_rx.clone())))
+        }
+        None => None,
+    };
+
+    let state = Arc::new(AppState { ingestor, snapshots });
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!("ioc-api listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    let _ = stop_tx.send(true);
+    if let Some(t) = mqtt_task {
+        let _ = t.await;
+    }
+    tracing::info!("ioc-api stopped");
+    Ok(())
+}

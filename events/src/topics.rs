@@ -1,0 +1,65 @@
+//! MQTT topics of the wire contract (`roadsight/v1/…`), built and parsed in one place.
+//!
+//! - `roadsight/v1/{site}/{camera}/events` — one [`crate::Event`] JSON per message, QoS 1.
+//! - `roadsight/v1/{site}/{camera}/status` — retained latest `camera_status` event, QoS 1.
+//! - `roadsight/v1/{site}/{camera}/snapshots/{snapshot_id}` — a JPEG, QoS 1, referenced by an
+//!   incident event's `snapshot.snapshot_id`.
+//! - `roadsight/v1/{site}/agents/{agent}/status` — retained `online`/`offline` (last will).
+
+pub const PREFIX: &str = "roadsight/v1";
+
+pub fn events(site: &str, camera: &str) -> String {
+    format!("{PREFIX}/{site}/{camera}/events")
+}
+
+pub fn camera_status(site: &str, camera: &str) -> String {
+    format!("{PREFIX}/{site}/{camera}/status")
+}
+
+pub fn snapshot(site: &str, camera: &str, snapshot_id: &str) -> String {
+    format!("{PREFIX}/{site}/{camera}/snapshots/{snapshot_id}")
+}
+
+pub fn agent_status(site: &str, agent: &str) -> String {
+    format!("{PREFIX}/{site}/agents/{agent}/status")
+}
+
+/// Filters an IOC subscribes to (all sites).
+pub const ALL_EVENTS: &str = "roadsight/v1/+/+/events";
+pub const ALL_SNAPSHOTS: &str = "roadsight/v1/+/+/snapshots/+";
+pub const ALL_AGENT_STATUS: &str = "roadsight/v1/+/agents/+/status";
+
+/// A parsed topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topic<'a> {
+    Events { site: &'a str, camera: &'a str },
+    CameraStatus { site: &'a str, camera: &'a str },
+    Snapshot { site: &'a str, camera: &'a str, snapshot_id: &'a str },
+    AgentStatus { site: &'a str, agent: &'a str },
+}
+
+pub fn parse(topic: &str) -> Option<Topic<'_>> {
+    let rest = topic.strip_prefix(PREFIX)?.strip_prefix('/')?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        [site, "agents", agent, "status"] => Some(Topic::AgentStatus { site, agent }),
+        [site, camera, "events"] => Some(Topic::Events { site, camera }),
+        [site, camera, "status"] => Some(Topic::CameraStatus { site, camera }),
+        [site, camera, "snapshots", id] => Some(Topic::Snapshot { site, camera, snapshot_id: id }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_and_parse() {
+        assert_eq!(parse(&events("s", "c")), Some(Topic::Events { site: "s", camera: "c" }));
+        assert_eq!(parse(&snapshot("s", "c", "x")), Some(Topic::Snapshot { site: "s", camera: "c", snapshot_id: "x" }));
+        assert_eq!(parse(&agent_status("s", "a")), Some(Topic::AgentStatus { site: "s", agent: "a" }));
+        assert_eq!(parse(&camera_status("s", "c")), Some(Topic::CameraStatus { site: "s", camera: "c" }));
+        assert_eq!(parse("other/x"), None);
+    }
+}
