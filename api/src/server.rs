@@ -26,14 +26,16 @@ pub async fn serve(args: ServeArgs, shutdown: impl std::future::Future<Output = 
     let ingestor = Ingestor::new(store, metrics);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
+    let mut broker = None;
     let mqtt_url = if args.no_mqtt {
         None
     } else if let Some(url) = &args.mqtt {
         Some(url.clone())
     } else {
         let addr = args.embedded_broker.unwrap_or_else(|| "127.0.0.1:1883".parse().expect("valid address"));
-        crate::broker::start(addr)?;
-        tracing::info!("embedded MQTT broker on {addr}");
+        let b = crate::broker::EmbeddedBroker::start(addr, &args.db.data_dir).await?;
+        tracing::info!("embedded MQTT broker (mosquitto) on {addr}");
+        broker = Some(b);
         Some(format!("mqtt://{addr}"))
     };
     let mqtt_task = match mqtt_url {
@@ -53,6 +55,9 @@ pub async fn serve(args: ServeArgs, shutdown: impl std::future::Future<Output = 
     let _ = stop_tx.send(true);
     if let Some(t) = mqtt_task {
         let _ = t.await;
+    }
+    if let Some(b) = broker {
+        b.stop().await;
     }
     tracing::info!("ioc-api stopped");
     Ok(())

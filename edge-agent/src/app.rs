@@ -90,12 +90,17 @@ fn run_cmd(cmd: cli::RunCmd, ort_override: Option<std::path::PathBuf>) -> anyhow
         let stop = Arc::clone(&stop);
         ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))?;
     }
-    let sink: Box<dyn run::sink::EventSink> = match &cmd.events {
-        Some(p) => Box::new(run::sink::JsonLinesSink::file(p)?),
-        None => Box::new(run::sink::JsonLinesSink::stdout()),
+    let delivery = match (&cmd.events, &config.mqtt) {
+        (Some(p), _) => run::Delivery::JsonLines(Some(p.clone())),
+        (None, Some(m)) => run::Delivery::Mqtt(m.clone()),
+        (None, None) => run::Delivery::JsonLines(None),
     };
-    let options = run::RunOptions { stall_timeout: Duration::from_secs(cmd.stall_timeout_secs) };
-    let results = run::run(&config, sink, stop, &options)?;
+    let options = run::RunOptions {
+        stall_timeout: Duration::from_secs(cmd.stall_timeout_secs),
+        delivery,
+        drain_timeout: Duration::from_secs(cmd.drain_timeout_secs),
+    };
+    let results = run::run(&config, stop, &options)?;
     let mut failed = Vec::new();
     for (camera, result) in results {
         match result {

@@ -69,10 +69,14 @@ pub struct RunCmd {
     /// Agent config (TOML): site, cameras, lines, zones.
     #[arg(long)]
     pub config: PathBuf,
-    /// Write events to this file (JSON lines, appended) instead of stdout.
+    /// Write events to this file (JSON lines, appended) instead of the config's MQTT broker
+    /// (or stdout when the config has none).
     #[arg(long)]
     pub events: Option<PathBuf>,
-    /// Folder for persistent state (per-camera sequence numbers); overrides the config.
+    /// On shutdown, how long to keep delivering what is left in the outbox.
+    #[arg(long, default_value_t = 10)]
+    pub drain_timeout_secs: u64,
+    /// Folder for persistent state (outbox, per-camera sequence numbers); overrides the config.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
     /// Reconnect a live camera after this many seconds without a frame.

@@ -34,6 +34,8 @@ pub struct AgentConfig {
     pub agent_id: String,
     pub state_dir: PathBuf,
     pub ort_lib: PathBuf,
+    pub outbox_max_bytes: i64,
+    pub mqtt: Option<crate::run::mqtt::MqttSettings>,
     pub cameras: Vec<CameraConfig>,
 }
 
@@ -114,9 +116,37 @@ pub fn validate(raw: raw::RawConfig, base: &Path) -> Result<AgentConfig, Vec<Str
             camera(&mut errs, &key, cam, base)
         })
         .collect();
+    let agent_id = raw.agent_id.unwrap_or_else(hostname);
+    check_id(&mut errs, "agent_id", &agent_id);
+    let outbox_max_bytes = match raw.outbox_max_mb {
+        Some(0) => {
+            errs.add("outbox_max_mb", "must be > 0");
+            0
+        }
+        Some(mb) => (mb as i64) << 20,
+        None => 1024 << 20,
+    };
+    let mqtt = raw.mqtt.and_then(|m| match crate::run::mqtt::MqttSettings::parse_url(&m.url) {
+        Ok((host, port)) => Some(crate::run::mqtt::MqttSettings {
+            host,
+            port,
+            client_id: m.client_id.unwrap_or_else(|| format!("roadsight-{agent_id}")),
+            username: m.username,
+            password: m.password,
+            keep_alive: std::time::Duration::from_secs(m.keep_alive_secs.unwrap_or(15).max(5)),
+            site_id: raw.site_id.clone(),
+            agent_id: agent_id.clone(),
+        }),
+        Err(e) => {
+            errs.add("mqtt.url", e);
+            None
+        }
+    });
     let config = AgentConfig {
         site_id: raw.site_id,
-        agent_id: raw.agent_id.unwrap_or_else(hostname),
+        agent_id,
+        outbox_max_bytes,
+        mqtt,
         state_dir: raw.state_dir.map_or_else(default_state_dir, |p| base.join(p)),
         ort_lib: raw.onnxruntime_lib.map_or_else(roadsight_models::default_ort_library, |p| base.join(p)),
         cameras,

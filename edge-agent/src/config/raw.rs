@@ -15,8 +15,29 @@ pub struct RawConfig {
     /// Path to `libonnxruntime.so` (default: the one set-up installed).
     #[serde(default)]
     pub onnxruntime_lib: Option<String>,
+    /// Largest outbox on disk before event producers block (MiB, default 1024).
+    #[serde(default)]
+    pub outbox_max_mb: Option<u64>,
+    #[serde(default)]
+    pub mqtt: Option<RawMqtt>,
     #[serde(default)]
     pub cameras: Vec<RawCamera>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqtt {
+    /// `mqtt://host[:port]`.
+    pub url: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Default: `roadsight-<agent_id>`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub keep_alive_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,20 +2,20 @@
 //! source → detect → [`FrameProcessor`] → stamped events.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::Utc;
 use indicatif::ProgressBar;
-use roadsight_events::{CameraState, CameraStatus, Event, EventBody};
+use roadsight_events::{CameraState, CameraStatus, EventBody};
 use roadsight_pipeline::analytics::StreamClock;
 use roadsight_pipeline::detect::Detector;
 use roadsight_pipeline::source::{Pacing, SourceEvent, SourceSpec, VideoSource};
 
 use super::processor::{ClassMap, FrameProcessor};
-use super::stamp::{EventStamper, SeqStore};
+use super::outbox::Outbox;
+use super::stamp::EventStamper;
 use crate::config::CameraConfig;
 
 /// A camera's health as its supervisor tracks it.
@@ -31,8 +31,8 @@ pub enum Health {
 pub struct Shared {
     pub site_id: String,
     pub agent_id: String,
-    pub state_dir: std::path::PathBuf,
-    pub events: SyncSender<Event>,
+    /// Every event goes here first (durable; blocks when full).
+    pub outbox: Arc<Outbox>,
     pub stop: Arc<AtomicBool>,
     /// A live camera with no frame for this long is reconnected.
     pub stall_timeout: Duration,
@@ -109,11 +109,10 @@ impl<'a> CameraWorker<'a> {
         let live = cfg.pacing == Pacing::Latest;
         let origin = cfg.clock_origin.unwrap_or_else(Utc::now);
         let clock = StreamClock { origin };
-        let seq = SeqStore::open(&shared.state_dir, &shared.site_id, &cfg.id)?;
         let classes = ClassMap::new(detector.labels(), &cfg.classes);
         Ok(CameraWorker {
             processor: FrameProcessor::new(classes, cfg.tracker.clone(), cfg.analytics.clone(), clock),
-            stamper: EventStamper::new(&shared.site_id, &cfg.id, &shared.agent_id, clock, seq),
+            stamper: EventStamper::new(&shared.site_id, &cfg.id, &shared.agent_id, clock),
             timeline: Timeline::new(live),
             detector,
             cfg,
@@ -124,9 +123,8 @@ impl<'a> CameraWorker<'a> {
     }
 
     fn emit(&mut self, pts: Duration, body: EventBody) -> anyhow::Result<()> {
-        let event = self.stamper.stamp(pts, body)?;
-        // Blocks while the sink is busy: events are never dropped.
-        self.shared.events.send(event).context("event sink stopped")?;
+        // Blocks while the outbox is full: events are never dropped.
+        self.stamper.emit(&self.shared.outbox, &self.shared.stop, pts, body).context("storing an event in the outbox")?;
         self.summary.events += 1;
         Ok(())
     }

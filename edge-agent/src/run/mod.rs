@@ -6,11 +6,13 @@
 //! `stopped` status, then drains and flushes the sink.
 
 pub mod camera;
+pub mod mqtt;
+pub mod outbox;
 pub mod processor;
 pub mod sink;
 pub mod stamp;
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,16 +22,26 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use crate::config::AgentConfig;
 use crate::model::load_detector;
 use camera::{CameraSummary, CameraWorker, Shared};
-use sink::EventSink;
+use outbox::Outbox;
+
+/// Where delivered events go.
+pub enum Delivery {
+    /// JSON lines to this file (appended), or stdout.
+    JsonLines(Option<std::path::PathBuf>),
+    Mqtt(mqtt::MqttSettings),
+}
 
 pub struct RunOptions {
     pub stall_timeout: Duration,
+    pub delivery: Delivery,
+    /// How long shutdown waits for the broker to take what is left in the outbox.
+    pub drain_timeout: Duration,
 }
 
-/// Runs all cameras to completion (file sources) or until `stop` is set.
+/// Runs all cameras to completion (file sources) or until `stop` is set, then delivers what
+/// is left in the outbox (files: all of it; MQTT: for up to `drain_timeout`).
 pub fn run(
     config: &AgentConfig,
-    sink: Box<dyn EventSink>,
     stop: Arc<AtomicBool>,
     options: &RunOptions,
 ) -> anyhow::Result<Vec<(String, anyhow::Result<CameraSummary>)>> {
@@ -39,23 +51,37 @@ pub fn run(
             .with_context(|| format!("camera {}", cam.id))?;
         detectors.push(det);
     }
-    let (tx, rx) = std::sync::mpsc::sync_channel(sink::EVENT_CHANNEL_CAPACITY);
+    let outbox = Arc::new(Outbox::open(&config.state_dir.join("outbox.sqlite"), config.outbox_max_bytes)?);
     let shared = Shared {
         site_id: config.site_id.clone(),
         agent_id: config.agent_id.clone(),
-        state_dir: config.state_dir.clone(),
-        events: tx,
-        stop,
+        outbox: Arc::clone(&outbox),
+        stop: Arc::clone(&stop),
         stall_timeout: options.stall_timeout,
+    };
+    // Delivery stops after the cameras: it drains what they stored.
+    let delivery_stop = Arc::new(AtomicBool::new(false));
+    let delivery = {
+        let outbox = Arc::clone(&outbox);
+        let dstop = Arc::clone(&delivery_stop);
+        let drain = options.drain_timeout;
+        let target = match &options.delivery {
+            Delivery::JsonLines(Some(p)) => Ok(sink::JsonLinesSink::file(p)?),
+            Delivery::JsonLines(None) => Ok(sink::JsonLinesSink::stdout()),
+            Delivery::Mqtt(settings) => Err(settings.clone()),
+        };
+        std::thread::Builder::new()
+            .name("delivery".into())
+            .spawn(move || match target {
+                Ok(file) => file.run(&outbox, &dstop),
+                Err(settings) => mqtt::run(&settings, &outbox, &dstop, drain),
+            })
+            .context("starting event delivery")?
     };
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] {percent:>3}% {msg}")
         .expect("valid template")
         .progress_chars("=> ");
-    let sink_thread = std::thread::Builder::new()
-        .name("event-sink".into())
-        .spawn(move || sink::drain_into(rx, sink))
-        .context("starting the event sink")?;
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> = config
             .cameras
@@ -81,8 +107,12 @@ pub fn run(
             })
             .collect::<Vec<_>>()
     });
-    drop(shared); // closes the channel: the sink drains and flushes
-    let written = sink_thread.join().map_err(|_| anyhow::anyhow!("event sink panicked"))??;
-    tracing::info!("{written} events written");
+    delivery_stop.store(true, Ordering::Relaxed);
+    let delivered = delivery.join().map_err(|_| anyhow::anyhow!("event delivery panicked"))??;
+    let left = outbox.depth()?;
+    tracing::info!("{delivered} messages delivered, {left} left in the outbox");
+    if left > 0 {
+        eprintln!("{left} messages are still in the outbox; they are delivered at the next start");
+    }
     Ok(results)
 }

@@ -1,25 +1,26 @@
-//! Where events go. A sink is written to by one thread; cameras reach it through a bounded
-//! channel whose full-policy is *block*: events are never dropped.
+//! Delivery of outbox messages to a JSON-lines file (or stdout). Events are written one JSON
+//! object per line; snapshots as JPEG files in `<events file>.snapshots/`; retained status
+//! copies are skipped (the events carry the same status). A message leaves the outbox only
+//! after it is written and flushed.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
-use roadsight_events::Event;
+use roadsight_events::topics::{self, Topic};
 
-pub trait EventSink: Send {
-    fn publish(&mut self, event: &Event) -> anyhow::Result<()>;
-    fn flush(&mut self) -> anyhow::Result<()>;
-}
+use super::outbox::Outbox;
 
-/// One JSON object per line, to a file (appended) or stdout.
 pub struct JsonLinesSink {
     out: Box<dyn Write + Send>,
+    snapshot_dir: Option<PathBuf>,
 }
 
 impl JsonLinesSink {
     pub fn stdout() -> Self {
-        JsonLinesSink { out: Box::new(std::io::BufWriter::new(std::io::stdout())) }
+        JsonLinesSink { out: Box::new(std::io::BufWriter::new(std::io::stdout())), snapshot_dir: None }
     }
 
     pub fn file(path: &Path) -> anyhow::Result<Self> {
@@ -28,39 +29,49 @@ impl JsonLinesSink {
             .append(true)
             .open(path)
             .with_context(|| format!("opening events file {}", path.display()))?;
-        Ok(JsonLinesSink { out: Box::new(std::io::BufWriter::new(f)) })
-    }
-}
-
-impl EventSink for JsonLinesSink {
-    fn publish(&mut self, event: &Event) -> anyhow::Result<()> {
-        serde_json::to_writer(&mut self.out, event)?;
-        self.out.write_all(b"\n")?;
-        Ok(())
+        let mut dir = path.as_os_str().to_owned();
+        dir.push(".snapshots");
+        Ok(JsonLinesSink { out: Box::new(std::io::BufWriter::new(f)), snapshot_dir: Some(PathBuf::from(dir)) })
     }
 
-    fn flush(&mut self) -> anyhow::Result<()> {
-        self.out.flush()?;
-        Ok(())
-    }
-}
-
-/// Capacity of the camera → sink channel. Full-policy: block the camera (never drop events).
-pub const EVENT_CHANNEL_CAPACITY: usize = 1024;
-
-/// Runs a sink on the calling thread until every sender is gone; flushes whenever the channel
-/// runs dry and at the end.
-pub fn drain_into(rx: std::sync::mpsc::Receiver<Event>, mut sink: Box<dyn EventSink>) -> anyhow::Result<u64> {
-    let mut written = 0u64;
-    while let Ok(event) = rx.recv() {
-        sink.publish(&event)?;
-        written += 1;
-        while let Ok(event) = rx.try_recv() {
-            sink.publish(&event)?;
-            written += 1;
+    fn write(&mut self, topic: &str, payload: &[u8]) -> anyhow::Result<()> {
+        match topics::parse(topic) {
+            Some(Topic::Events { .. }) => {
+                self.out.write_all(payload)?;
+                self.out.write_all(b"\n")?;
+            }
+            Some(Topic::Snapshot { snapshot_id, .. }) => {
+                if let Some(dir) = &self.snapshot_dir {
+                    std::fs::create_dir_all(dir)?;
+                    std::fs::write(dir.join(format!("{snapshot_id}.jpg")), payload)?;
+                }
+            }
+            _ => {}
         }
-        sink.flush()?;
+        Ok(())
     }
-    sink.flush()?;
-    Ok(written)
+
+    /// Drains the outbox until `stop` is set and it is empty.
+    pub fn run(mut self, outbox: &Outbox, stop: &AtomicBool) -> anyhow::Result<u64> {
+        let mut written = 0u64;
+        loop {
+            let batch = outbox.next_batch(0, 256)?;
+            if batch.is_empty() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                outbox.wait_changed(Duration::from_millis(100));
+                continue;
+            }
+            for m in &batch {
+                self.write(&m.topic, &m.payload)?;
+            }
+            self.out.flush()?;
+            let ids: Vec<i64> = batch.iter().map(|m| m.id).collect();
+            outbox.remove(&ids)?;
+            written += ids.len() as u64;
+        }
+        self.out.flush()?;
+        Ok(written)
+    }
 }
