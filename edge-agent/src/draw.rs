@@ -76,3 +76,13 @@ pub fn counting_line(img: &mut RgbImage, a: (f32, f32), b: (f32, f32), c: Rgb<u8
     line(img, tip, (tip.0 - ux * 10.0 - uy * 8.0, tip.1 - uy * 10.0 + ux * 8.0), c, 3);
     line(img, tip, (tip.0 - ux * 10.0 + uy * 8.0, tip.1 - uy * 10.0 - ux * 8.0), c, 3);
 }
+
+/// An incident snapshot: the frame with the object's box drawn, as JPEG.
+pub fn snapshot_jpeg(view: &FrameView<'_>, object: &BBox, quality: u8) -> Result<Vec<u8>, image::ImageError> {
+    let mut img = to_image(view);
+    let grown = BBox::new(object.x1 - 4.0, object.y1 - 4.0, object.x2 + 4.0, object.y2 + 4.0);
+    rect(&mut img, &grown, Rgb([255, 30, 30]), 3);
+    let mut out = Vec::with_capacity(128 * 1024);
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality).encode_image(&img)?;
+    Ok(out)
+}

@@ -115,3 +115,29 @@ fn seq_continues_across_restarts() {
     let last = first.last().expect("events")["seq"].as_u64().expect("seq");
     assert_eq!(second[0]["seq"].as_u64(), Some(last + 1), "the restarted agent continues the sequence");
 }
+
+/// A real clip raises a real incident: the queue at the red light in the Vietnamese junction
+/// clip stands for the whole 7 s; the stopped-vehicle rule (3 s) fires with a JPEG snapshot.
+#[test]
+fn stopped_vehicle_incident_with_snapshot_on_a_real_clip() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let events = run_clip("motorbikes_vn_intersection_1006x720.toml", dir.path(), "junction");
+    let v = validator();
+    let started: Vec<&Value> =
+        events.iter().filter(|e| e["type"] == "incident" && e["state"] == "started").collect();
+    assert!(!started.is_empty(), "no incident on the junction clip");
+    for e in &started {
+        assert!(v.is_valid(e), "{e}");
+        assert_eq!(e["kind"], "stopped_vehicle");
+        assert_eq!(e["zone_id"], "near_queue");
+        assert!(e["measures"]["duration_ms"].as_u64().expect("duration") >= 3000);
+        assert!(e["pts_ms"].as_u64().expect("pts") >= 3000, "fires after 3 s of stream time");
+        let snap = &e["snapshot"];
+        let id = snap["snapshot_id"].as_str().expect("snapshot id");
+        let path = dir.path().join("junction.jsonl.snapshots").join(format!("{id}.jpg"));
+        let bytes = std::fs::read(&path).expect("snapshot file written");
+        assert_eq!(bytes.len() as u64, snap["bytes"].as_u64().expect("bytes"));
+        let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).expect("decodable JPEG");
+        assert_eq!((img.width(), img.height()), (1006, 720));
+    }
+}

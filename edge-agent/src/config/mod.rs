@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use roadsight_events::{Location, ObjectClass};
-use roadsight_pipeline::analytics::{Anchor, AnalyticsConfig, LineSpec, ZoneSpec};
+use roadsight_pipeline::analytics::incidents::{CongestionRule, SpeedingRule, StoppedRule, WrongWayRule, ZoneRules};
+use roadsight_pipeline::analytics::{Anchor, AnalyticsConfig, IncidentConfig, LineSpec, ZoneSpec};
 use roadsight_pipeline::detect::DetectorOptions;
 use roadsight_pipeline::source::{redact_uri, Pacing};
 use roadsight_pipeline::track::TrackerConfig;
@@ -340,6 +341,7 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
             }
         })
         .collect();
+    let mut zone_rules = Vec::new();
     let zones = cam
         .zones
         .into_iter()
@@ -354,6 +356,9 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
             if polygon.len() < 3 {
                 errs.add(format!("{zk}.polygon"), format!("a zone needs at least 3 points, got {}", polygon.len()));
             }
+            if let Some(rules) = zone_incidents(errs, &zk, &z, &polygon) {
+                zone_rules.push(rules);
+            }
             ZoneSpec {
                 classes: classes(errs, &format!("{zk}.classes"), z.classes),
                 anchor: anchor(errs, &format!("{zk}.anchor"), z.anchor),
@@ -365,6 +370,12 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
         .collect();
     let counts_interval = positive_secs(errs, &format!("{key}.counts_interval_secs"), cam.counts_interval_secs)
         .or(Some(Duration::from_secs(60)));
+    let incidents = IncidentConfig {
+        zones: zone_rules,
+        speeding: cam.speeding.as_ref().and_then(|s| speeding(errs, &format!("{key}.speeding"), s)),
+        update_every: positive_secs(errs, &format!("{key}.incident_update_secs"), cam.incident_update_secs)
+            .unwrap_or(Duration::from_secs(10)),
+    };
     Some(CameraConfig {
         id: cam.id,
         name: cam.name,
@@ -376,7 +387,68 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
         detector: DetectorOptions { input_size, score_threshold: score, nms_iou: nms, threads, verify_sha256: true },
         classes: detect_classes,
         tracker,
-        analytics: AnalyticsConfig { lines, zones, counts_interval },
+        analytics: AnalyticsConfig { lines, zones, counts_interval, incidents },
+    })
+}
+
+fn zone_incidents(errs: &mut Errors, zk: &str, z: &raw::RawZone, polygon: &[(f32, f32)]) -> Option<ZoneRules> {
+    if z.stopped_vehicle.is_none() && z.wrong_way.is_none() && z.congestion.is_none() {
+        return None;
+    }
+    let direction = z.direction.as_ref().and_then(|d| {
+        if d.len() != 2 || (d[0] == 0.0 && d[1] == 0.0) {
+            errs.add(format!("{zk}.direction"), "a direction is [dx, dy], not zero");
+            None
+        } else {
+            Some((d[0] as f32, d[1] as f32))
+        }
+    });
+    if z.wrong_way.is_some() && direction.is_none() {
+        errs.add(format!("{zk}.wrong_way"), "needs the zone's `direction` of travel");
+    }
+    let stopped_vehicle = z.stopped_vehicle.as_ref().and_then(|s| {
+        Some(StoppedRule {
+            after: positive_secs(errs, &format!("{zk}.stopped_vehicle.after_secs"), Some(s.after_secs))?,
+            max_speed_px_s: check_range(errs, &format!("{zk}.stopped_vehicle.max_speed_px_s"), s.max_speed_px_s, 0.0, 1000.0)
+                .unwrap_or(5.0),
+        })
+    });
+    let wrong_way = z.wrong_way.as_ref().map(|w| WrongWayRule {
+        min_distance_px: check_range(errs, &format!("{zk}.wrong_way.min_distance_px"), w.min_distance_px, 1.0, 10000.0).unwrap_or(40.0),
+    });
+    let congestion = z.congestion.as_ref().map(|c| {
+        if c.congested_occupancy < c.heavy_occupancy {
+            errs.add(format!("{zk}.congestion"), "congested_occupancy must be ≥ heavy_occupancy");
+        }
+        CongestionRule {
+            window: positive_secs(errs, &format!("{zk}.congestion.window_secs"), c.window_secs).unwrap_or(Duration::from_secs(30)),
+            heavy_occupancy: c.heavy_occupancy,
+            congested_occupancy: c.congested_occupancy,
+            slow_speed_px_s: c.slow_speed_px_s.unwrap_or(15.0),
+        }
+    });
+    Some(ZoneRules { zone_id: z.id.clone(), polygon: polygon.to_vec(), direction, stopped_vehicle, wrong_way, congestion })
+}
+
+fn speeding(errs: &mut Errors, key: &str, s: &raw::RawSpeeding) -> Option<SpeedingRule> {
+    let img = points(errs, &format!("{key}.image_points"), &s.image_points);
+    let ground: Vec<(f64, f64)> = s.ground_points_m.iter().filter(|p| p.len() == 2).map(|p| (p[0], p[1])).collect();
+    if img.len() != 4 || ground.len() != 4 || s.ground_points_m.len() != 4 {
+        errs.add(key, "image_points and ground_points_m need exactly 4 [x, y] points each");
+        return None;
+    }
+    let img4 = [img[0], img[1], img[2], img[3]];
+    let ground4 = [ground[0], ground[1], ground[2], ground[3]];
+    let as_f64 = img4.map(|p| (p.0 as f64, p.1 as f64));
+    if roadsight_pipeline::analytics::homography::Homography::from_points(as_f64, ground4).is_none() {
+        errs.add(format!("{key}.image_points"), "degenerate calibration (three points on a line?)");
+        return None;
+    }
+    Some(SpeedingRule {
+        image_points: img4,
+        ground_points_m: ground4,
+        limit_kmh: check_range(errs, &format!("{key}.limit_kmh"), Some(s.limit_kmh), 1.0, 300.0)?,
+        min_duration: positive_secs(errs, &format!("{key}.min_secs"), s.min_secs).unwrap_or(Duration::from_secs(1)),
     })
 }
 

@@ -67,6 +67,50 @@ pub struct RawCamera {
     pub lines: Vec<RawLine>,
     #[serde(default)]
     pub zones: Vec<RawZone>,
+    /// Speed limit with a ground-plane calibration (speeding incidents).
+    #[serde(default)]
+    pub speeding: Option<RawSpeeding>,
+    /// Active incidents send an `updated` event this often (default 10 s).
+    #[serde(default)]
+    pub incident_update_secs: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpeeding {
+    /// Four points in normalised [0, 1] image coordinates…
+    pub image_points: Vec<Vec<f64>>,
+    /// …and where they are on the road, in metres (any planar frame).
+    pub ground_points_m: Vec<Vec<f64>>,
+    pub limit_kmh: f32,
+    #[serde(default)]
+    pub min_secs: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStopped {
+    pub after_secs: f64,
+    #[serde(default)]
+    pub max_speed_px_s: Option<f32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWrongWay {
+    #[serde(default)]
+    pub min_distance_px: Option<f32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCongestion {
+    #[serde(default)]
+    pub window_secs: Option<f64>,
+    pub heavy_occupancy: f32,
+    pub congested_occupancy: f32,
+    #[serde(default)]
+    pub slow_speed_px_s: Option<f32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,4 +186,13 @@ pub struct RawZone {
     pub classes: Option<Vec<String>>,
     #[serde(default)]
     pub anchor: Option<String>,
+    /// Allowed direction of travel `[dx, dy]` in normalised image coordinates (wrong way).
+    #[serde(default)]
+    pub direction: Option<Vec<f64>>,
+    #[serde(default)]
+    pub stopped_vehicle: Option<RawStopped>,
+    #[serde(default)]
+    pub wrong_way: Option<RawWrongWay>,
+    #[serde(default)]
+    pub congestion: Option<RawCongestion>,
 }

@@ -129,6 +129,27 @@ impl<'a> CameraWorker<'a> {
         Ok(())
     }
 
+    /// Renders the frame with the object's box as JPEG, stores it in the outbox (before the
+    /// incident event, so it usually arrives first) and references it from the incident.
+    fn attach_snapshot(
+        &mut self,
+        view: &roadsight_pipeline::frame::FrameView<'_>,
+        object: &roadsight_pipeline::geometry::BBox,
+        body: &mut EventBody,
+    ) -> anyhow::Result<()> {
+        let EventBody::Incident(incident) = body else { return Ok(()) };
+        let jpeg = crate::draw::snapshot_jpeg(view, object, 80)?;
+        let snapshot_id = uuid::Uuid::now_v7();
+        let topic = roadsight_events::topics::snapshot(&self.shared.site_id, &self.cfg.id, &snapshot_id.to_string());
+        self.shared.outbox.enqueue(&topic, &jpeg, false, &self.shared.stop)?;
+        incident.snapshot = Some(roadsight_events::SnapshotRef {
+            snapshot_id,
+            content_type: "image/jpeg".into(),
+            bytes: jpeg.len() as u64,
+        });
+        Ok(())
+    }
+
     fn set_health(&mut self, health: &Health) -> anyhow::Result<()> {
         let cam = self.cfg.id.as_str();
         match health {
@@ -245,10 +266,13 @@ impl<'a> CameraWorker<'a> {
             let view = frame.view();
             let detections = self.detector.detect(&view).map_err(|e| SessionError::Fatal(e.into()))?;
             let emitted = self.processor.process(detections, view.width, view.height, t);
-            drop(frame);
-            for e in emitted {
+            for mut e in emitted {
+                if let Some(object) = e.snapshot {
+                    self.attach_snapshot(&view, &object, &mut e.body).map_err(SessionError::Fatal)?;
+                }
                 self.emit(e.pts, e.body).map_err(SessionError::Fatal)?;
             }
+            drop(frame);
             self.summary.frames += 1;
             session_frames += 1;
             self.progress.set_position(t.as_millis() as u64);

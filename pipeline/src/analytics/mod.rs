@@ -4,6 +4,8 @@
 //! they cause, as wire-contract payloads ([`EventBody`]) stamped with the frame's PTS. Replaying
 //! a clip gives the same events in the same order.
 
+pub mod homography;
+pub mod incidents;
 pub mod line;
 pub mod zone;
 
@@ -14,6 +16,7 @@ use chrono::{DateTime, Utc};
 use roadsight_events::{CountRow, Counts, EventBody, LineCrossing, ObjectClass, ObjectRef, ZoneTransition};
 
 use crate::geometry::BBox;
+pub use incidents::{IncidentConfig, IncidentEngine};
 pub use line::{Anchor, CountingLine, Crossing, Point};
 pub use zone::{Zone, ZoneChange};
 
@@ -64,6 +67,7 @@ pub struct AnalyticsConfig {
     pub zones: Vec<ZoneSpec>,
     /// Emit a `counts` event per interval of stream time (none if `None`).
     pub counts_interval: Option<Duration>,
+    pub incidents: IncidentConfig,
 }
 
 /// A tracked object as analytics sees it.
@@ -90,6 +94,8 @@ impl TrackedObject {
 pub struct Emitted {
     pub pts: Duration,
     pub body: EventBody,
+    /// For incident starts: the box to draw on a snapshot of the current frame.
+    pub snapshot: Option<BBox>,
 }
 
 struct LineRuntime {
@@ -110,6 +116,7 @@ pub struct Analytics {
     interval_start: Duration,
     interval_counts: BTreeMap<(usize, bool, ObjectClass), u64>,
     totals: BTreeMap<(String, String, ObjectClass), u64>,
+    incidents: Option<IncidentEngine>,
 }
 
 fn to_pixels(p: Point, w: f32, h: f32) -> Point {
@@ -146,6 +153,11 @@ impl Analytics {
             interval_start: Duration::ZERO,
             interval_counts: BTreeMap::new(),
             totals: BTreeMap::new(),
+            // Calibrations are checked when the config is validated; a bad one disables
+            // incident rules rather than the camera.
+            incidents: IncidentEngine::new(&config.incidents, width, height)
+                .map_err(|e| tracing::error!("incident rules disabled: {e}"))
+                .ok(),
         }
     }
 
@@ -162,6 +174,9 @@ impl Analytics {
             self.observe_lines(pts, obj, &mut out);
             self.observe_zones(pts, obj, &mut out);
         }
+        if let Some(engine) = &mut self.incidents {
+            out.extend(engine.update(pts, active, ended));
+        }
         for obj in ended {
             for line in &mut self.lines {
                 line.geometry.forget(obj.track_id);
@@ -176,6 +191,7 @@ impl Analytics {
                             occupancy: zone.geometry.occupancy(),
                             dwell_ms: Some(dwell.as_millis() as u64),
                         }),
+                        snapshot: None,
                     });
                 }
             }
@@ -222,6 +238,7 @@ impl Analytics {
                 interval_ms: length.as_millis() as u64,
                 rows,
             }),
+            snapshot: None,
         }
     }
 
@@ -242,6 +259,7 @@ impl Analytics {
                     direction: direction.clone(),
                     object: obj.to_ref(),
                 }),
+                snapshot: None,
             });
         }
     }
@@ -262,7 +280,7 @@ impl Analytics {
                 ZoneChange::Enter => EventBody::ZoneEnter(transition(None)),
                 ZoneChange::Exit { dwell } => EventBody::ZoneExit(transition(Some(dwell.as_millis() as u64))),
             };
-            out.push(Emitted { pts, body });
+            out.push(Emitted { pts, body, snapshot: None });
         }
     }
 }
@@ -291,6 +309,7 @@ mod tests {
                 confirm_updates: 1,
             }],
             counts_interval: Some(Duration::from_secs(1)),
+            incidents: IncidentConfig::default(),
         }
     }
 
