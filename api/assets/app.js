@@ -1,0 +1,294 @@
+// Roadsight IOC dashboard: cameras (grid + map), live incident feed with the operator
+// workflow, line counts per camera. Plain JS against /api/v1; live updates over SSE.
+'use strict';
+
+const I18N = {
+  vi: {
+    title: 'Trung tâm điều hành giao thông', offline: 'Mất kết nối', online: 'Trực tuyến', api_docs: 'Tài liệu API',
+    login_title: 'Nhập khóa API của điều hành viên', login: 'Đăng nhập', cameras: 'Camera', incidents: 'Sự cố',
+    hide_resolved: 'Ẩn sự cố đã xử lý', counts: 'Lưu lượng (lượt qua vạch, 1 phút)', acknowledge: 'Xác nhận',
+    resolve: 'Đã xử lý', note_ack: 'Ghi chú xác nhận:', note_resolve: 'Ghi chú xử lý:',
+    stopped_vehicle: 'Xe dừng trên làn', wrong_way: 'Đi ngược chiều', congestion: 'Ùn tắc', speeding: 'Quá tốc độ',
+    info: 'thông tin', warning: 'cảnh báo', critical: 'nghiêm trọng', started: 'đang diễn ra', updated: 'đang diễn ra',
+    ended: 'đã kết thúc', acknowledged_by: 'Đã xác nhận bởi', resolved_by: 'Đã xử lý bởi', running: 'hoạt động',
+    connecting: 'đang kết nối', retrying: 'thử lại', stopped: 'dừng', unknown: 'chưa rõ', last_seen: 'cập nhật',
+    missing: 'thiếu', events: 'sự kiện', no_counts: 'Chưa có dữ liệu lưu lượng', no_incidents: 'Không có sự cố',
+    duration: 'thời gian', speed: 'tốc độ', occupancy: 'mật độ', bad_key: 'Khóa không hợp lệ hoặc không có quyền đọc',
+    car: 'ô tô', motorcycle: 'xe máy', bus: 'xe buýt', truck: 'xe tải', bicycle: 'xe đạp', person: 'người',
+  },
+  en: {
+    title: 'Traffic Operations Centre', offline: 'Offline', online: 'Live', api_docs: 'API docs',
+    login_title: 'Enter an operator API key', login: 'Sign in', cameras: 'Cameras', incidents: 'Incidents',
+    hide_resolved: 'Hide resolved incidents', counts: 'Traffic (line crossings per minute)', acknowledge: 'Acknowledge',
+    resolve: 'Resolve', note_ack: 'Acknowledgement note:', note_resolve: 'Resolution note:',
+    stopped_vehicle: 'Stopped vehicle', wrong_way: 'Wrong way', congestion: 'Congestion', speeding: 'Speeding',
+    info: 'info', warning: 'warning', critical: 'critical', started: 'ongoing', updated: 'ongoing', ended: 'ended',
+    acknowledged_by: 'Acknowledged by', resolved_by: 'Resolved by', running: 'running', connecting: 'connecting',
+    retrying: 'retrying', stopped: 'stopped', unknown: 'unknown', last_seen: 'last seen', missing: 'missing',
+    events: 'events', no_counts: 'No counts yet', no_incidents: 'No incidents', duration: 'duration', speed: 'speed',
+    occupancy: 'occupancy', bad_key: 'Unknown key, or it may not read',
+    car: 'car', motorcycle: 'motorcycle', bus: 'bus', truck: 'truck', bicycle: 'bicycle', person: 'person',
+  },
+};
+const CLASS_COLORS = { car: '#4e9af1', motorcycle: '#f5a623', bus: '#7ed321', truck: '#bd10e0', bicycle: '#50e3c2', person: '#e94e77' };
+
+const state = {
+  lang: localStorage.getItem('roadsight.lang') || 'vi',
+  key: null,
+  cameras: [],
+  incidents: new Map(),
+  source: null,
+};
+
+const t = (k) => (I18N[state.lang] && I18N[state.lang][k]) || k;
+const $ = (sel) => document.querySelector(sel);
+const fmtTime = (ms) => new Date(ms).toLocaleString(state.lang === 'vi' ? 'vi-VN' : 'en-GB');
+
+function applyI18n() {
+  document.documentElement.lang = state.lang;
+  document.querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  $('#lang').textContent = state.lang === 'vi' ? 'EN' : 'VI';
+}
+
+async function api(path, options = {}) {
+  const res = await fetch('/api/v1' + path, {
+    ...options,
+    headers: { 'X-Api-Key': state.key, 'Content-Type': 'application/json', ...(options.headers || {}) },
+  });
+  if (!res.ok) {
+    let message = res.statusText;
+    try { message = (await res.json()).error.message; } catch (_) { /* not JSON */ }
+    const err = new Error(message); err.status = res.status; throw err;
+  }
+  return res.headers.get('content-type')?.includes('json') ? res.json() : res.text();
+}
+
+// ---------- cameras ----------
+function renderCameras() {
+  const grid = $('#camera-grid');
+  grid.innerHTML = '';
+  for (const c of state.cameras) {
+    const card = document.createElement('div');
+    card.className = `camera ${c.state}`;
+    card.dataset.camera = c.camera_id;
+    card.innerHTML = `<div class="name"></div><div class="road"></div>
+      <div class="status"><span class="dot"></span><span class="st"></span></div><div class="seen"></div>`;
+    card.querySelector('.name').textContent = c.name || c.camera_id;
+    card.querySelector('.road').textContent = [c.road, c.site_id].filter(Boolean).join(' · ');
+    card.querySelector('.st').textContent = t(c.state) + (c.reason ? ` — ${c.reason}` : '');
+    card.querySelector('.seen').textContent =
+      `${t('last_seen')} ${fmtTime(c.last_seen_ms)} · ${c.received} ${t('events')}` + (c.missing ? ` · ${t('missing')} ${c.missing}` : '');
+    grid.appendChild(card);
+  }
+  renderMap();
+}
+
+function renderMap() {
+  const svg = $('#map');
+  const located = state.cameras.filter((c) => c.lat != null && c.lon != null);
+  svg.innerHTML = '<rect x="0" y="0" width="400" height="180" class="map-bg"/>';
+  if (!located.length) return;
+  const lats = located.map((c) => c.lat), lons = located.map((c) => c.lon);
+  const [minLat, maxLat, minLon, maxLon] = [Math.min(...lats), Math.max(...lats), Math.min(...lons), Math.max(...lons)];
+  const sx = (lon) => 30 + (maxLon === minLon ? 170 : ((lon - minLon) / (maxLon - minLon)) * 340);
+  const sy = (lat) => 150 - (maxLat === minLat ? 60 : ((lat - minLat) / (maxLat - minLat)) * 120);
+  for (const c of located) {
+    const g = document.createElementNS('http://www.w3.org/2000/svg', 'g');
+    g.setAttribute('class', `pin ${c.state}`);
+    g.innerHTML = `<circle cx="${sx(c.lon)}" cy="${sy(c.lat)}" r="7"/><text x="${sx(c.lon) + 10}" y="${sy(c.lat) + 4}"></text>`;
+    g.querySelector('text').textContent = c.name || c.camera_id;
+    svg.appendChild(g);
+  }
+}
+
+async function loadCameras() {
+  state.cameras = await api('/cameras');
+  renderCameras();
+  renderCountsFor(state.cameras);
+}
+
+// ---------- incidents ----------
+function incidentFromEvent(e) {
+  const prev = state.incidents.get(e.incident_id) || {};
+  const at = Date.parse(e.occurred_at);
+  return {
+    ...prev,
+    incident_id: e.incident_id, site_id: e.site_id, camera_id: e.camera_id, kind: e.kind, severity: e.severity,
+    state: prev.state === 'ended' ? 'ended' : e.state, zone_id: e.zone_id, measures: e.measures,
+    started_ms: prev.started_ms ?? at, updated_ms: at,
+    snapshot_id: prev.snapshot_id || e.snapshot?.snapshot_id, snapshot_available: prev.snapshot_available || !!e.snapshot,
+  };
+}
+
+function measuresText(m) {
+  const parts = [];
+  if (m?.duration_ms != null) parts.push(`${t('duration')} ${(m.duration_ms / 1000).toFixed(0)} s`);
+  if (m?.speed_kmh != null) parts.push(`${t('speed')} ${m.speed_kmh.toFixed(0)} km/h` + (m.limit_kmh ? ` / ${m.limit_kmh}` : ''));
+  if (m?.occupancy != null) parts.push(`${t('occupancy')} ${m.occupancy.toFixed(1)}`);
+  if (m?.distance_px != null) parts.push(`${m.distance_px.toFixed(0)} px`);
+  return parts.join(' · ');
+}
+
+function renderIncidents() {
+  const feed = $('#incident-feed');
+  const hideResolved = $('#hide-resolved').checked;
+  const items = [...state.incidents.values()]
+    .filter((i) => !(hideResolved && i.resolved_ms))
+    .sort((a, b) => b.started_ms - a.started_ms);
+  $('#incident-count').textContent = items.length ? `(${items.length})` : '';
+  feed.innerHTML = items.length ? '' : `<li class="empty">${t('no_incidents')}</li>`;
+  for (const i of items) {
+    const li = $('#incident-tpl').content.firstElementChild.cloneNode(true);
+    li.dataset.incident = i.incident_id;
+    li.classList.add(i.severity);
+    if (i.acknowledged_ms) li.classList.add('acknowledged');
+    if (i.resolved_ms) li.classList.add('resolved');
+    const img = li.querySelector('.thumb');
+    if (i.snapshot_id) {
+      img.src = `/api/v1/snapshots/${i.snapshot_id}?key=${encodeURIComponent(state.key)}`;
+      img.onerror = () => { img.classList.add('missing'); };
+      img.onclick = () => window.open(img.src, '_blank');
+    } else {
+      img.classList.add('missing');
+    }
+    li.querySelector('.kind').textContent = t(i.kind);
+    li.querySelector('.sev').textContent = t(i.severity);
+    li.querySelector('.state').textContent = t(i.state);
+    li.querySelector('.meta').textContent = `${i.camera_id}${i.zone_id ? ' / ' + i.zone_id : ''} · ${fmtTime(i.started_ms)}`;
+    li.querySelector('.measures').textContent = measuresText(i.measures);
+    const wf = [];
+    if (i.acknowledged_by) wf.push(`${t('acknowledged_by')} ${i.acknowledged_by}: ${i.acknowledge_note || ''}`);
+    if (i.resolved_by) wf.push(`${t('resolved_by')} ${i.resolved_by}: ${i.resolve_note || ''}`);
+    li.querySelector('.workflow').textContent = wf.join(' — ');
+    li.querySelector('.ack').disabled = !!i.acknowledged_ms;
+    li.querySelector('.resolve').disabled = !!i.resolved_ms;
+    li.querySelector('.ack').onclick = () => workflow(i.incident_id, 'acknowledge', t('note_ack'));
+    li.querySelector('.resolve').onclick = () => workflow(i.incident_id, 'resolve', t('note_resolve'));
+    feed.appendChild(li);
+  }
+}
+
+async function workflow(id, step, promptText) {
+  const note = window.prompt(promptText, '');
+  if (note === null || !note.trim()) return;
+  try {
+    const updated = await api(`/incidents/${id}/${step}`, { method: 'POST', body: JSON.stringify({ note }) });
+    state.incidents.set(id, updated);
+    renderIncidents();
+  } catch (e) {
+    window.alert(e.message);
+  }
+}
+
+async function loadIncidents() {
+  for (const i of await api('/incidents?limit=100')) state.incidents.set(i.incident_id, i);
+  renderIncidents();
+}
+
+// ---------- counts ----------
+const countTimers = new Map();
+function renderCountsFor(cameras) {
+  for (const c of cameras) {
+    if (!countTimers.has(c.camera_id)) countTimers.set(c.camera_id, null);
+    refreshCounts(c.camera_id);
+  }
+}
+
+function scheduleCounts(cameraId) {
+  if (countTimers.get(cameraId)) return;
+  countTimers.set(cameraId, setTimeout(() => { countTimers.set(cameraId, null); refreshCounts(cameraId); }, 1500));
+}
+
+async function refreshCounts(cameraId) {
+  const rows = await api(`/counts?bucket=1m&camera=${encodeURIComponent(cameraId)}`);
+  let box = document.querySelector(`.chart[data-camera="${cameraId}"]`);
+  if (!box) {
+    box = document.createElement('div');
+    box.className = 'chart';
+    box.dataset.camera = cameraId;
+    $('#count-charts').appendChild(box);
+  }
+  const buckets = new Map();
+  const classes = new Set();
+  for (const r of rows) {
+    const b = buckets.get(r.bucket_start_ms) || {};
+    b[r.class] = (b[r.class] || 0) + r.count;
+    buckets.set(r.bucket_start_ms, b);
+    classes.add(r.class);
+  }
+  const keys = [...buckets.keys()].sort((a, b) => a - b).slice(-30);
+  const max = Math.max(1, ...keys.map((k) => Object.values(buckets.get(k)).reduce((s, v) => s + v, 0)));
+  const total = rows.reduce((s, r) => s + r.count, 0);
+  const W = 600, H = 140, bw = keys.length ? Math.min(40, (W - 40) / keys.length - 4) : 0;
+  let svg = `<svg viewBox="0 0 ${W} ${H + 20}" class="bars">`;
+  keys.forEach((k, idx) => {
+    let y = H;
+    const x = 30 + idx * (bw + 4);
+    for (const cls of [...classes].sort()) {
+      const v = buckets.get(k)[cls] || 0;
+      const h = (v / max) * (H - 10);
+      y -= h;
+      if (v) svg += `<rect x="${x}" y="${y}" width="${bw}" height="${h}" fill="${CLASS_COLORS[cls] || '#999'}"><title>${t(cls)}: ${v}</title></rect>`;
+    }
+    svg += `<text x="${x + bw / 2}" y="${H + 14}" text-anchor="middle">${new Date(k).toISOString().slice(11, 16)}</text>`;
+  });
+  svg += `<text x="2" y="12">${max}</text></svg>`;
+  const legend = [...classes].sort().map((c) => `<span><i style="background:${CLASS_COLORS[c] || '#999'}"></i>${t(c)}</span>`).join('');
+  const cam = state.cameras.find((c) => c.camera_id === cameraId);
+  box.innerHTML = `<h3>${(cam && cam.name) || cameraId} <small>${total}</small></h3>` +
+    (keys.length ? svg + `<div class="legend">${legend}</div>` : `<p class="empty">${t('no_counts')}</p>`);
+}
+
+// ---------- live ----------
+function connectLive() {
+  if (state.source) state.source.close();
+  const src = new EventSource(`/api/v1/stream?key=${encodeURIComponent(state.key)}`);
+  state.source = src;
+  const live = $('#live');
+  src.onopen = () => { live.className = 'pill on'; live.textContent = t('online'); };
+  src.onerror = () => { live.className = 'pill off'; live.textContent = t('offline'); };
+  src.addEventListener('incident', (m) => {
+    const e = JSON.parse(m.data);
+    state.incidents.set(e.incident_id, incidentFromEvent(e));
+    renderIncidents();
+  });
+  src.addEventListener('camera_status', () => loadCameras());
+  src.addEventListener('line_crossing', (m) => {
+    const e = JSON.parse(m.data);
+    if (!state.cameras.some((c) => c.camera_id === e.camera_id)) loadCameras(); else scheduleCounts(e.camera_id);
+  });
+  src.addEventListener('lagged', () => { loadIncidents(); loadCameras(); });
+}
+
+async function start(key) {
+  state.key = key;
+  try {
+    await loadCameras();
+  } catch (e) {
+    $('#login').classList.remove('hidden');
+    $('#app').classList.add('hidden');
+    $('#login-error').textContent = `${t('bad_key')} (${e.message})`;
+    return;
+  }
+  localStorage.setItem('roadsight.key', key);
+  $('#login').classList.add('hidden');
+  $('#app').classList.remove('hidden');
+  await loadIncidents();
+  connectLive();
+  setInterval(loadCameras, 15000);
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  applyI18n();
+  $('#lang').onclick = () => {
+    state.lang = state.lang === 'vi' ? 'en' : 'vi';
+    localStorage.setItem('roadsight.lang', state.lang);
+    applyI18n(); renderCameras(); renderIncidents(); state.cameras.forEach((c) => refreshCounts(c.camera_id));
+  };
+  $('#hide-resolved').onchange = renderIncidents;
+  $('#login-form').onsubmit = (ev) => { ev.preventDefault(); start($('#key-input').value.trim()); };
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get('key');
+  if (fromHash) history.replaceState(null, '', location.pathname);
+  const key = fromHash || localStorage.getItem('roadsight.key');
+  if (key) start(key); else $('#login').classList.remove('hidden');
+});

@@ -64,6 +64,19 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             eprintln!("wrote {}", cmd.out.display());
             Ok(())
         }
+        Command::SimulateCamera(cmd) => {
+            let cam = roadsight_pipeline::source::rtsp_server::SimulatedCamera::start(&cmd.input, &cmd.address, cmd.port, &cmd.mount)?;
+            println!("{}", cam.url(&cmd.address));
+            let stop = Arc::new(AtomicBool::new(false));
+            {
+                let stop = Arc::clone(&stop);
+                ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))?;
+            }
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Ok(())
+        }
         Command::Models => {
             for name in roadsight_models::ModelManifest::built_in_names() {
                 match roadsight_models::ModelManifest::resolve(name) {

@@ -38,6 +38,8 @@ pub enum Command {
     Eval(EvalCmd),
     /// Draw a camera's lines and zones (and detections) over one of its frames, as PNG.
     Preview(PreviewCmd),
+    /// Serve a clip as a simulated RTSP camera (looped, real-time), for demos and tests.
+    SimulateCamera(SimulateCmd),
     /// List the bundled models and where their files are.
     Models,
 }
@@ -125,6 +127,22 @@ pub struct PreviewCmd {
     /// Output PNG.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateCmd {
+    /// Clip to serve (looped forever).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub address: String,
+    /// Port (0: any free port).
+    #[arg(long, default_value_t = 8554)]
+    pub port: u16,
+    /// Path of the stream.
+    #[arg(long, default_value = "/cam")]
+    pub mount: String,
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {

@@ -2,12 +2,11 @@
 
 #[path = "common/mod.rs"]
 mod common;
-#[path = "common/rtsp.rs"]
-mod rtsp;
 
 use std::time::{Duration, Instant};
 
 use common::sample;
+use roadsight_pipeline::source::rtsp_server::SimulatedCamera;
 use roadsight_pipeline::source::{Pacing, SourceEvent, SourceSpec, VideoSource};
 
 /// Decodes up to `max` frames; returns (width, height, pts list).
@@ -79,11 +78,28 @@ fn variable_frame_rate_keeps_real_timestamps() {
 
 #[test]
 fn rtsp_stream_from_a_real_server() {
-    let server = rtsp::RtspServer::serve_mp4(&sample("intersection_day_960x540.mp4"));
-    let (w, h, pts) = decode(&server.url(), Pacing::Latest, 30);
+    let server = SimulatedCamera::start(&sample("intersection_day_960x540.mp4"), "127.0.0.1", 0, "/cam").expect("serve");
+    let (w, h, pts) = decode(&server.url("127.0.0.1"), Pacing::Latest, 30);
     assert_eq!((w, h), (960, 540));
     assert_eq!(pts.len(), 30);
     assert!(pts.windows(2).all(|p| p[1] > p[0]));
+}
+
+#[test]
+fn a_simulated_camera_loops_its_clip() {
+    // The clip is 8.4 s; read 10 s of live frames.
+    let server = SimulatedCamera::start(&sample("intersection_day_960x540.mp4"), "127.0.0.1", 0, "/loop").expect("serve");
+    let mut src = VideoSource::open(&SourceSpec::new(server.url("127.0.0.1"), Pacing::Latest)).expect("open");
+    let started = Instant::now();
+    let mut frames = 0;
+    while started.elapsed() < Duration::from_secs(10) {
+        match src.next(Duration::from_secs(5)).expect("no stream error") {
+            SourceEvent::Frame(_) => frames += 1,
+            SourceEvent::Eos => panic!("the simulated camera ended after {frames} frames"),
+            SourceEvent::Timeout => panic!("stalled after {frames} frames"),
+        }
+    }
+    assert!(frames > 200, "{frames} frames in 10 s");
 }
 
 #[test]

@@ -7,6 +7,8 @@
 //! keeps the latest frame and counts drops. Frames are zero-copy: each [`Frame`] holds the
 //! decoded buffer mapped read-only, with its stride.
 
+pub mod rtsp_server;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
