@@ -1,21 +1,66 @@
 #!/usr/bin/env bash
-# The demo (README): set-up, then edge-agent on a sample clip — detections, tracks, line
-# counts — writing events to out/demo-events.jsonl and a preview image to out/demo-preview.png.
+# The demo (README's run command). One command, nothing else to set up:
+#   - ioc-api (SQLite + its built-in MQTT broker) on http://127.0.0.1:8080,
+#   - two shared clips served as looping RTSP cameras on loopback,
+#   - edge-agent watching both cameras and publishing over MQTT,
+# then it prints the dashboard URL (with an operator key) — counts and incidents arrive within
+# a minute. Ctrl-C stops everything. Ports: DEMO_HTTP, DEMO_MQTT_PORT, DEMO_RTSP_PORT(+1).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ./scripts/setup.sh
 cargo build --workspace --bins
-mkdir -p out
-BIN=target/debug/edge-agent
-CONFIG=samples/intersection_day_960x540.toml
-rm -f out/demo-events.jsonl
-"$BIN" preview --config "$CONFIG" --frame 120 --detect --out out/demo-preview.png
-"$BIN" run --config "$CONFIG" --events out/demo-events.jsonl --state-dir out/demo-state
-echo
-echo "Events by type:"
-grep -o '"type":"[a-z_]*"' out/demo-events.jsonl | sort | uniq -c
-echo
-echo "Line crossings:"
-grep '"type":"line_crossing"' out/demo-events.jsonl | head -n 10
-echo
-echo "Events: out/demo-events.jsonl   Preview: out/demo-preview.png"
+
+HTTP="${DEMO_HTTP:-127.0.0.1:8080}"
+MQTT_PORT="${DEMO_MQTT_PORT:-1883}"
+RTSP_PORT="${DEMO_RTSP_PORT:-8554}"
+SAMPLES="$(cd .. && pwd)/shared/samples"
+OUT=out/demo
+BIN=target/debug
+rm -rf "$OUT" && mkdir -p "$OUT"
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+OPERATOR_KEY="$("$BIN/ioc-api" keys create --role operator --name demo-operator --data-dir "$OUT/ioc" 2>/dev/null)"
+"$BIN/ioc-api" serve --listen "$HTTP" --data-dir "$OUT/ioc" --embedded-broker "127.0.0.1:$MQTT_PORT" \
+  >"$OUT/ioc-api.log" 2>&1 &
+pids+=($!)
+"$BIN/edge-agent" simulate-camera --input "$SAMPLES/intersection_day_960x540.mp4" --port "$RTSP_PORT" --mount /intersection \
+  >"$OUT/camera-1.log" 2>&1 &
+pids+=($!)
+"$BIN/edge-agent" simulate-camera --input "$SAMPLES/motorbikes_vn_intersection_1006x720.mp4" --port "$((RTSP_PORT + 1))" --mount /junction \
+  >"$OUT/camera-2.log" 2>&1 &
+pids+=($!)
+
+# Agent config: the sample cameras' lines, zones and rules, reading the simulated RTSP cameras.
+cameras_of() { # sample config, RTSP URL
+  awk -v url="$2" 'found || /^\[\[cameras\]\]/ { found = 1; if ($1 == "source") print "source = \"" url "\""; else print }' "samples/$1"
+}
+{
+  printf 'site_id = "demo"\nagent_id = "demo-edge-01"\n\n[mqtt]\nurl = "mqtt://127.0.0.1:%s"\n\n' "$MQTT_PORT"
+  cameras_of intersection_day_960x540.toml "rtsp://127.0.0.1:$RTSP_PORT/intersection"
+  echo
+  cameras_of motorbikes_vn_intersection_1006x720.toml "rtsp://127.0.0.1:$((RTSP_PORT + 1))/junction"
+} >"$OUT/agent.toml"
+
+for _ in $(seq 1 100); do
+  curl -fs "http://$HTTP/health" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+"$BIN/edge-agent" run --config "$OUT/agent.toml" --state-dir "$OUT/agent-state" --log info >"$OUT/edge-agent.log" 2>&1 &
+pids+=($!)
+
+cat <<EOF
+
+  Roadsight demo running.
+  Dashboard:   http://$HTTP/#key=$OPERATOR_KEY
+  API docs:    http://$HTTP/api/v1/docs
+  Operator key (X-Api-Key): $OPERATOR_KEY
+  Logs:        $OUT/*.log      Ctrl-C to stop.
+
+EOF
+wait

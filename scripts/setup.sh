@@ -21,7 +21,7 @@ apt_packages=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
-  mosquitto mosquitto-clients postgresql
+  mosquitto mosquitto-clients postgresql chromium
 )
 
 install_apt() {
@@ -73,6 +73,8 @@ manifest_rows() {
   python3 - "$ROOT/models" <<'PY'
 import sys, tomllib, pathlib
 for p in sorted(pathlib.Path(sys.argv[1]).glob("*.toml")):
+    if p.name == "Cargo.toml":
+        continue
     m = tomllib.loads(p.read_text())
     print(m["file"], m["sha256"], m.get("source_url", "-"))
 PY
@@ -80,7 +82,8 @@ PY
 
 install_models() {
   mkdir -p "$HOME_DIR/models"
-  local failed=0
+  local failed=0 rows
+  rows="$(manifest_rows)" || { log "ERROR: cannot read the model manifests in $ROOT/models"; exit 1; }
   while read -r file sha url; do
     local dest="$HOME_DIR/models/$file"
     if [ -f "$dest" ] && [ "$(sha_of "$dest")" = "$sha" ]; then continue; fi
@@ -98,13 +101,29 @@ install_models() {
     fi
     mv "$dest.part" "$dest"
     log "model $file ready"
-  done < <(manifest_rows)
+  done <<< "$rows"
   [ $failed -eq 0 ] || { log "ERROR: some models could not be installed"; exit 1; }
   log "models in $HOME_DIR/models"
 }
 
+# Node.js (for the dashboard's browser test): the machine's own if present, else Debian's.
+install_node_deps() {
+  if ! command -v npm >/dev/null 2>&1; then
+    local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    log "installing nodejs and npm"
+    $sudo apt-get install -y -qq --no-install-recommends nodejs npm >>"$HOME_DIR/apt.log" 2>&1
+  fi
+  local e2e="$ROOT/tests/e2e"
+  if [ ! -f "$e2e/node_modules/playwright-core/package.json" ] ||
+     ! grep -q "\"version\": \"$(sed -n 's/.*"playwright-core": "\(.*\)".*/\1/p' "$e2e/package.json")\"" "$e2e/node_modules/playwright-core/package.json"; then
+    log "installing playwright-core for the dashboard test"
+    (cd "$e2e" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 main() {
   [ "${ROADSIGHT_SKIP_APT:-0}" = 1 ] || install_apt
+  install_node_deps
   install_onnxruntime
   install_models
 }
