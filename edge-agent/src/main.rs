@@ -5,7 +5,11 @@ use edge_agent::cli::Cli;
 
 fn main() {
     let cli = Cli::parse();
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| cli.log.clone());
+    let mut filter = std::env::var("RUST_LOG").unwrap_or_else(|_| cli.log.clone());
+    // ONNX Runtime logs every allocation at info: keep it at warn unless asked for by name.
+    if !filter.contains("ort") {
+        filter.push_str(",ort=warn");
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
