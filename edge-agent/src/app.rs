@@ -7,7 +7,7 @@ use std::time::Duration;
 use roadsight_pipeline::detect::DetectorOptions;
 
 use crate::cli::{self, Cli, Command};
-use crate::{config, detect_cmd, eval, preview, run};
+use crate::{bench, config, detect_cmd, eval, preview, run};
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let ort_lib = cli.onnxruntime.clone().unwrap_or_else(roadsight_models::default_ort_library);
@@ -77,6 +77,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Bench(cmd) => bench::command(&cmd, &ort_lib),
         Command::Models => {
             for name in roadsight_models::ModelManifest::built_in_names() {
                 match roadsight_models::ModelManifest::resolve(name) {

@@ -40,8 +40,63 @@ pub enum Command {
     Preview(PreviewCmd),
     /// Serve a clip as a simulated RTSP camera (looped, real-time), for demos and tests.
     SimulateCamera(SimulateCmd),
+    /// Measure throughput and per-stage latency on a clip: N streams, decode-only and
+    /// inference-only baselines, in one run.
+    #[command(long_about = BENCH_ABOUT, after_help = BENCH_EXAMPLES)]
+    Bench(BenchCmd),
     /// List the bundled models and where their files are.
     Models,
+}
+
+const BENCH_ABOUT: &str = "Measure how fast this machine runs the pipeline, and where the time goes.\n\n\
+One run, three phases, on the same clip, model and ONNX Runtime thread settings:\n\
+  1. decode only: N sources decode the clip (every frame), nothing else;\n\
+  2. inference only: N detectors run on one pre-decoded frame in a loop (one thread each);\n\
+  3. pipeline: N independent cameras, each a source thread decoding in file mode feeding a worker \
+that runs preprocess → inference → decode/NMS → tracking → analytics, as `edge-agent run` does \
+(events are counted, not stored or sent).\n\n\
+Reported: frames/s in total and per stream; p50/p99 per stage (decode wait, preprocess, inference, \
+post-process/NMS, tracking + analytics); frame → events latency (from the source handing a frame over \
+to its events being produced); dropped frames; process CPU (100 % = one core) and peak RSS; the \
+pipelined bound min(decode only, inference only) and how close the pipeline gets to it.\n\n\
+Without --config, analytics runs a built-in scene (one counting line, one zone, counts every 5 s). \
+Figures depend on what else the machine is doing: compare runs made under the same load.";
+
+const BENCH_EXAMPLES: &str = "Examples:\n  \
+edge-agent bench --input ../shared/samples/intersection_day_960x540.mp4\n  \
+edge-agent bench --input clip.mp4 --streams 4 --frames 300 --json bench.json --plot stages.svg\n  \
+edge-agent bench --input clip.mp4 --config samples/intersection_day_960x540.toml --threads 1";
+
+#[derive(Debug, Args)]
+pub struct BenchCmd {
+    /// Clip to replay; every stream decodes its own copy, every frame (file mode).
+    #[arg(long)]
+    pub input: String,
+    /// Bundled model name or path to an .onnx with a .toml manifest beside it
+    /// (default: the config camera's model, else yolox_nano).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Independent cameras to run at once, each with its own source, detector and tracker.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub streams: u16,
+    /// Frames per stream (default: the whole clip).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub frames: Option<u64>,
+    /// ONNX Runtime intra-op threads per detector (default: the config camera's, else 2).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub threads: Option<u64>,
+    /// Take tracker, classes, lines, zones and detector settings from this agent config.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Camera of --config to use (default: the first).
+    #[arg(long, requires = "config")]
+    pub camera: Option<String>,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Also draw per-stage p50/p99 time as an SVG bar chart here.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

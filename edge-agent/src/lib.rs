@@ -2,6 +2,7 @@
 //! [`app::dispatch`], and integration tests call these modules directly.
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod detect_cmd;

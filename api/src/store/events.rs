@@ -79,7 +79,10 @@ pub struct CountRow {
     pub count: i64,
 }
 
-fn body_columns(e: &Event) -> (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>) {
+/// (class, line_id, zone_id, direction, incident_id): the columns queries filter on.
+type BodyColumns = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+
+fn body_columns(e: &Event) -> BodyColumns {
     match &e.body {
         EventBody::LineCrossing(l) => {
             (Some(l.object.class.as_str().into()), Some(l.line_id.clone()), None, Some(l.direction.clone()), None)
@@ -108,6 +111,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let mut outcome = IngestOutcome::default();
         let mut fresh = Vec::with_capacity(events.len());
+        lock_cameras(&mut tx, events, received).await?;
         for e in events {
             let (class, line_id, zone_id, direction, incident_id) = body_columns(e);
             let payload = serde_json::to_string(e).map_err(|err| StoreError::Corrupt(err.to_string()))?;
@@ -196,8 +200,9 @@ impl Store {
     }
 
     pub async fn list_cameras(&self) -> Result<Vec<CameraRow>, StoreError> {
+        // PostgreSQL's SUM of BIGINT is NUMERIC, which `sqlx::Any` cannot decode: cast it back.
         let rows = sqlx::query(
-            "SELECT c.*, (SELECT COALESCE(SUM(g.to_seq - g.from_seq + 1), 0) FROM seq_gaps g \
+            "SELECT c.*, (SELECT CAST(COALESCE(SUM(g.to_seq - g.from_seq + 1), 0) AS BIGINT) FROM seq_gaps g \
              WHERE g.site_id = c.site_id AND g.camera_id = c.camera_id) AS missing \
              FROM cameras c ORDER BY c.site_id, c.camera_id",
         )
@@ -302,17 +307,52 @@ impl Store {
     }
 }
 
+/// Creates the cameras of a batch that are new and locks every camera row the batch touches,
+/// in one global order, before any event is written. Concurrent batches for one camera (HTTP
+/// and MQTT, several replicas) then run one after the other instead of racing on `max_seq`
+/// and the gap table (PostgreSQL: duplicate-key errors and false gaps); the fixed order and
+/// "cameras before events" keep two batches from deadlocking (a shared event implies a
+/// shared camera, which is locked first).
+async fn lock_cameras(tx: &mut Transaction<'static, Any>, events: &[Event], received: i64) -> Result<(), StoreError> {
+    let mut cameras: Vec<(&str, &str, &str)> =
+        events.iter().map(|e| (e.site_id.as_str(), e.camera_id.as_str(), e.agent_id.as_str())).collect();
+    cameras.sort_unstable();
+    cameras.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
+    for (site, camera, agent) in cameras {
+        sqlx::query(
+            "INSERT INTO cameras (site_id, camera_id, agent_id, state, last_seen_ms, max_seq, received) \
+             VALUES ($1, $2, $3, 'unknown', $4, 0, 0) ON CONFLICT (site_id, camera_id) DO NOTHING",
+        )
+        .bind(site.to_owned())
+        .bind(camera.to_owned())
+        .bind(agent.to_owned())
+        .bind(received)
+        .execute(&mut **tx)
+        .await?;
+        // A no-op write: takes the row lock on PostgreSQL (SQLite has one writer anyway).
+        sqlx::query("UPDATE cameras SET max_seq = max_seq WHERE site_id = $1 AND camera_id = $2")
+            .bind(site.to_owned())
+            .bind(camera.to_owned())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 async fn update_camera(tx: &mut Transaction<'static, Any>, e: &Event, received: i64) -> Result<(), StoreError> {
     let seq = e.seq as i64;
-    let existing = sqlx::query("SELECT max_seq FROM cameras WHERE site_id = $1 AND camera_id = $2")
-        .bind(e.site_id.clone())
-        .bind(e.camera_id.clone())
-        .fetch_optional(&mut **tx)
-        .await?;
-    let max_seq: i64 = match &existing {
-        Some(r) => get(r, "max_seq")?,
-        None => 0,
-    };
+    // The row exists and is locked by this transaction (`lock_cameras`).
+    let row = sqlx::query(
+        "UPDATE cameras SET agent_id = $1, last_seen_ms = $2, received = received + 1 \
+         WHERE site_id = $3 AND camera_id = $4 RETURNING max_seq",
+    )
+    .bind(e.agent_id.clone())
+    .bind(received)
+    .bind(e.site_id.clone())
+    .bind(e.camera_id.clone())
+    .fetch_one(&mut **tx)
+    .await?;
+    let max_seq: i64 = get(&row, "max_seq")?;
     if seq > max_seq + 1 {
         sqlx::query("INSERT INTO seq_gaps (site_id, camera_id, from_seq, to_seq, detected_ms) VALUES ($1, $2, $3, $4, $5)")
             .bind(e.site_id.clone())
@@ -325,30 +365,13 @@ async fn update_camera(tx: &mut Transaction<'static, Any>, e: &Event, received: 
     } else if seq <= max_seq {
         fill_gap(tx, e, seq, received).await?;
     }
-    if existing.is_none() {
-        sqlx::query(
-            "INSERT INTO cameras (site_id, camera_id, agent_id, state, last_seen_ms, max_seq, received) \
-             VALUES ($1, $2, $3, 'unknown', $4, $5, 1)",
-        )
-        .bind(e.site_id.clone())
-        .bind(e.camera_id.clone())
-        .bind(e.agent_id.clone())
-        .bind(received)
-        .bind(seq)
-        .execute(&mut **tx)
-        .await?;
-    } else {
-        sqlx::query(
-            "UPDATE cameras SET agent_id = $1, last_seen_ms = $2, max_seq = CASE WHEN max_seq > $3 THEN max_seq ELSE $3 END, \
-             received = received + 1 WHERE site_id = $4 AND camera_id = $5",
-        )
-        .bind(e.agent_id.clone())
-        .bind(received)
-        .bind(seq)
-        .bind(e.site_id.clone())
-        .bind(e.camera_id.clone())
-        .execute(&mut **tx)
-        .await?;
+    if seq > max_seq {
+        sqlx::query("UPDATE cameras SET max_seq = $1 WHERE site_id = $2 AND camera_id = $3")
+            .bind(seq)
+            .bind(e.site_id.clone())
+            .bind(e.camera_id.clone())
+            .execute(&mut **tx)
+            .await?;
     }
     if let EventBody::CameraStatus(s) = &e.body {
         let state = serde_json::to_value(s.state).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
@@ -356,22 +379,31 @@ async fn update_camera(tx: &mut Transaction<'static, Any>, e: &Event, received: 
             Some(l) => (Some(l.lat), Some(l.lon), l.road.clone()),
             None => (None, None, None),
         };
-        sqlx::query(
-            "UPDATE cameras SET state = $1, reason = $2, fps = COALESCE($3, fps), name = COALESCE($4, name), \
-             lat = COALESCE($5, lat), lon = COALESCE($6, lon), road = COALESCE($7, road) \
-             WHERE site_id = $8 AND camera_id = $9",
-        )
-        .bind(state)
-        .bind(s.reason.clone())
-        .bind(s.fps.map(f64::from))
-        .bind(s.name.clone())
-        .bind(lat)
-        .bind(lon)
-        .bind(road)
-        .bind(e.site_id.clone())
-        .bind(e.camera_id.clone())
-        .execute(&mut **tx)
-        .await?;
+        // Only the numbers the status carries are set (the others keep their last value). They
+        // are left out of the SQL rather than bound as NULL: sqlx 0.9's `Any` driver sends a
+        // NULL f64 as a NULL float4, PostgreSQL then prepares (and sqlx caches) the statement
+        // with a float4 parameter, and the next non-NULL f64 is refused ("incorrect binary data
+        // format in bind parameter").
+        let mut sets = vec!["state = $1".to_owned(), "reason = $2".into(), "name = COALESCE($3, name)".into(), "road = COALESCE($4, road)".into()];
+        let mut numbers = Vec::new();
+        for (column, value) in [("fps", s.fps.map(f64::from)), ("lat", lat), ("lon", lon)] {
+            if let Some(v) = value {
+                numbers.push(v);
+                sets.push(format!("{column} = ${}", 6 + numbers.len()));
+            }
+        }
+        let sql = format!("UPDATE cameras SET {} WHERE site_id = $5 AND camera_id = $6", sets.join(", "));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(state)
+            .bind(s.reason.clone())
+            .bind(s.name.clone())
+            .bind(road)
+            .bind(e.site_id.clone())
+            .bind(e.camera_id.clone());
+        for v in numbers {
+            q = q.bind(v);
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(())
 }

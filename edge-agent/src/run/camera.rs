@@ -87,10 +87,16 @@ impl Timeline {
     }
 }
 
-/// Jittered exponential backoff: 0.5 s doubling to 30 s, ±20 %.
+/// Longest wait between reconnect attempts (before jitter). Short on purpose: a camera that
+/// comes back streams again within seconds, and a dead one costs one connection attempt per
+/// few seconds.
+const MAX_BACKOFF_SECS: f64 = 3.0;
+
+/// Jittered exponential backoff: 0.5 s doubling to [`MAX_BACKOFF_SECS`], ±20 % so cameras
+/// behind one failed switch do not reconnect in lockstep.
 fn backoff(attempt: u32) -> Duration {
     let base = 0.5 * 2f64.powi(attempt.saturating_sub(1).min(6) as i32);
-    Duration::from_secs_f64(base.min(30.0) * (0.8 + 0.4 * fastrand::f64()))
+    Duration::from_secs_f64(base.min(MAX_BACKOFF_SECS) * (0.8 + 0.4 * fastrand::f64()))
 }
 
 pub struct CameraWorker<'a> {
@@ -186,7 +192,12 @@ impl<'a> CameraWorker<'a> {
                 break Ok(None);
             }
             self.set_health(&Health::Connecting)?;
+            let frames_before = self.summary.frames;
             let outcome = self.stream_once();
+            if self.summary.frames > frames_before {
+                // The session streamed: the next failure starts the backoff afresh.
+                attempt = 0;
+            }
             match outcome {
                 Ok(SessionEnd::Eos) if !live => break Ok(None),
                 Ok(SessionEnd::Stopped) => break Ok(None),
@@ -294,4 +305,18 @@ enum SessionError {
     Source(String),
     /// Something not fixed by reconnecting (model failure, event sink gone).
     Fatal(anyhow::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_then_stays_under_the_cap() {
+        for attempt in 1..50 {
+            let d = backoff(attempt).as_secs_f64();
+            let base = (0.5 * 2f64.powi((attempt - 1).min(6) as i32)).min(MAX_BACKOFF_SECS);
+            assert!(d >= base * 0.8 - 1e-9 && d <= base * 1.2 + 1e-9, "attempt {attempt}: {d}");
+        }
+    }
 }

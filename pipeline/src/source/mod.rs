@@ -7,6 +7,7 @@
 //! keeps the latest frame and counts drops. Frames are zero-copy: each [`Frame`] holds the
 //! decoded buffer mapped read-only, with its stride.
 
+mod network;
 pub mod rtsp_server;
 
 use std::path::Path;
@@ -189,7 +190,7 @@ impl VideoSource {
         let failed = Arc::new(Mutex::new(None));
         pipeline.set_state(gst::State::Playing).map_err(|_| {
             let msg = first_bus_error(&pipeline).unwrap_or_else(|| "could not start the pipeline".into());
-            SourceError::Stream { location: location.clone(), message: msg }
+            SourceError::Stream { location: location.clone(), message: network::explain(&location, msg) }
         })?;
         let puller = spawn_puller(appsink, pipeline.clone(), queue.clone(), Arc::clone(&stop), location.clone());
         Ok(VideoSource { pipeline, queue, stop, puller: Some(puller), location, failed })
@@ -288,7 +289,7 @@ fn spawn_puller(
             while !stop.load(Ordering::Relaxed) {
                 // Drain the bus every turn: unread messages would pile up over weeks of running.
                 if let Some(error) = bus.as_ref().and_then(drain_bus) {
-                    queue.push(Item::Error(error));
+                    queue.push(Item::Error(network::explain(&location, error)));
                     break;
                 }
                 let Some(sample) = appsink.try_pull_sample(gst::ClockTime::from_mseconds(50)) else {

@@ -33,6 +33,18 @@ fn err(location: &Path, message: impl std::fmt::Display) -> SourceError {
 impl SimulatedCamera {
     /// Serves `clip` at `rtsp://<address>:<port><mount>`; port 0 picks a free one.
     pub fn start(clip: &Path, address: &str, port: u16, mount: &str) -> Result<Self, SourceError> {
+        Self::start_with_credentials(clip, address, port, mount, None)
+    }
+
+    /// As [`SimulatedCamera::start`], but the camera demands HTTP Basic credentials
+    /// (`user`, `password`) like a real one: a client without them gets `401 Unauthorized`.
+    pub fn start_with_credentials(
+        clip: &Path,
+        address: &str,
+        port: u16,
+        mount: &str,
+        credentials: Option<(&str, &str)>,
+    ) -> Result<Self, SourceError> {
         gst::init().map_err(|e| err(clip, e))?;
         if !clip.exists() {
             return Err(SourceError::NotFound { location: clip.display().to_string() });
@@ -114,6 +126,9 @@ impl SimulatedCamera {
              video/x-h264,profile=constrained-baseline ! rtph264pay name=pay0 pt=96 config-interval=1 )",
         );
         factory.set_shared(true);
+        if let Some((user, password)) = credentials {
+            require_basic_auth(&server, &factory, user, password);
+        }
         {
             let outputs = Arc::clone(&outputs);
             let caps_slot = Arc::clone(&caps_slot);
@@ -183,6 +198,27 @@ impl SimulatedCamera {
     pub fn url(&self, host: &str) -> String {
         format!("rtsp://{host}:{}{}", self.port, self.mount)
     }
+}
+
+/// Only `user:password` may open (and construct) the factory's media.
+fn require_basic_auth(
+    server: &gst_rtsp_server::RTSPServer,
+    factory: &gst_rtsp_server::RTSPMediaFactory,
+    user: &str,
+    password: &str,
+) {
+    const ROLE: &str = "viewer";
+    let auth = gst_rtsp_server::RTSPAuth::new();
+    let token = gst_rtsp_server::RTSPToken::builder()
+        .field(gst_rtsp_server::RTSP_TOKEN_MEDIA_FACTORY_ROLE.as_str(), ROLE)
+        .build();
+    auth.add_basic(gst_rtsp_server::RTSPAuth::make_basic(user, password).as_str(), &token);
+    server.set_auth(Some(&auth));
+    let permissions = gst::Structure::builder(ROLE)
+        .field(gst_rtsp_server::RTSP_PERM_MEDIA_FACTORY_ACCESS.as_str(), true)
+        .field(gst_rtsp_server::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT.as_str(), true)
+        .build();
+    factory.add_role_from_structure(&permissions);
 }
 
 impl Drop for SimulatedCamera {

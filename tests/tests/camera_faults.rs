@@ -1,0 +1,194 @@
+//! Cameras that fail the way real ones do, against the real `edge-agent run` binary:
+//! an RTSP camera (gst-rtsp-server, in this test) killed and restarted several times, and
+//! dead camera URLs (connection refused, unknown host, wrong password → 401) beside a good one.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{edge_agent_bin, sample};
+use roadsight_pipeline::source::rtsp_server::SimulatedCamera;
+use roadsight_tests::net::free_port;
+use serde_json::Value;
+
+const CLIP: &str = "intersection_day_960x540.mp4";
+
+fn camera_block(id: &str, source: &str) -> String {
+    format!(
+        "[[cameras]]\nid = \"{id}\"\nsource = \"{source}\"\ncounts_interval_secs = 5\n\n\
+         [cameras.detector]\nmodel = \"yolox_nano\"\n\n\
+         [[cameras.lines]]\nid = \"stop_line\"\npoints = [[0.05, 0.72], [0.95, 0.72]]\n\
+         forward = \"towards_camera\"\nbackward = \"away_from_camera\"\n\n"
+    )
+}
+
+struct Agent {
+    child: Child,
+    events: PathBuf,
+}
+
+impl Agent {
+    fn start(dir: &Path, cameras: &[(&str, String)]) -> Agent {
+        let mut config = String::from("site_id = \"faults\"\nagent_id = \"fault-agent\"\n\n");
+        for (id, source) in cameras {
+            config.push_str(&camera_block(id, source));
+        }
+        let path = dir.join("agent.toml");
+        std::fs::write(&path, config).expect("write config");
+        let events = dir.join("events.jsonl");
+        let child = Command::new(edge_agent_bin())
+            .args(["run", "--config"])
+            .arg(&path)
+            .arg("--events")
+            .arg(&events)
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .args(["--stall-timeout-secs", "3", "--log", "warn"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting edge-agent");
+        Agent { child, events }
+    }
+
+    fn statuses(&self, camera: &str) -> Vec<(String, Option<String>)> {
+        statuses(&self.events, camera)
+    }
+
+    fn count(&self, camera: &str, state: &str) -> usize {
+        self.statuses(camera).iter().filter(|(s, _)| s == state).count()
+    }
+
+    /// Waits until `camera` has reported `state` at least `n` times; returns when it did.
+    fn wait_for(&self, camera: &str, state: &str, n: usize, timeout: Duration) -> Instant {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.count(camera, state) >= n {
+                return Instant::now();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "camera {camera}: no '{state}' #{n} within {timeout:?}; statuses: {:?}",
+                self.statuses(camera)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then the exit status and everything the agent wrote on stderr.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let mut stderr = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+        let status = self.child.wait().expect("agent exit");
+        (status, stderr)
+    }
+}
+
+/// `camera_status` events of one camera in an events file: (state, reason), in order.
+fn statuses(events: &Path, camera: &str) -> Vec<(String, Option<String>)> {
+    let text = std::fs::read_to_string(events).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["type"] == "camera_status" && e["camera_id"] == camera)
+        .map(|e| (e["state"].as_str().unwrap_or_default().to_owned(), e["reason"].as_str().map(String::from)))
+        .collect()
+}
+
+/// Frames the agent processed for `camera`, from its exit summary line.
+fn frames_of(stderr: &str, camera: &str) -> u64 {
+    let prefix = format!("camera {camera}: ");
+    let line = stderr.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no summary for {camera}:\n{stderr}"));
+    line[prefix.len()..].split(' ').next().and_then(|n| n.parse().ok()).expect("frame count")
+}
+
+#[test]
+fn rtsp_camera_killed_and_restarted_is_streamed_again_within_5_s() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let clip = sample(CLIP);
+    let serve = || SimulatedCamera::start(&clip, "127.0.0.1", port, "/cam").expect("serving the clip over RTSP");
+    let mut server = Some(serve());
+    let agent = Agent::start(dir.path(), &[("door", format!("rtsp://127.0.0.1:{port}/cam"))]);
+    agent.wait_for("door", "running", 1, Duration::from_secs(60));
+    for round in 1..=3 {
+        drop(server.take()); // the camera goes away (connections reset)
+        agent.wait_for("door", "retrying", round, Duration::from_secs(20));
+        std::thread::sleep(Duration::from_secs(4)); // down for a while: several failed attempts
+        server = Some(serve());
+        let back = Instant::now();
+        let resumed = agent.wait_for("door", "running", round + 1, Duration::from_secs(30));
+        let took = resumed - back;
+        assert!(took < Duration::from_secs(5), "round {round}: frames resumed {took:?} after the camera returned");
+    }
+    let (status, stderr) = agent.stop();
+    assert!(status.success(), "agent exits cleanly on SIGTERM: {status}\n{stderr}");
+    let reconnects: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("camera door: "))
+        .and_then(|l| l.split(", ").find_map(|p| p.strip_suffix(" reconnects")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary line for camera door:\n{stderr}"));
+    assert!(reconnects >= 3, "three outages, each at least one reconnect: {reconnects}");
+    let last = statuses(&dir.path().join("events.jsonl"), "door").pop().map(|(s, _)| s);
+    assert_eq!(last.as_deref(), Some("stopped"), "the last status after SIGTERM is stopped");
+}
+
+/// Runs the agent with `cameras` until `good` has streamed for `secs`, stops it; returns the
+/// good camera's frames, the events file and the agent's stderr.
+fn frames_in(dir: &Path, cameras: &[(&str, String)], good: &str, secs: u64) -> (u64, PathBuf, String) {
+    let agent = Agent::start(dir, cameras);
+    agent.wait_for(good, "running", 1, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(secs));
+    let events = agent.events.clone();
+    let (status, stderr) = agent.stop();
+    assert!(status.success(), "agent exits cleanly: {status}\n{stderr}");
+    (frames_of(&stderr, good), events, stderr)
+}
+
+#[test]
+fn dead_camera_urls_leave_the_good_camera_at_full_rate() {
+    let clip = sample(CLIP);
+    let good = SimulatedCamera::start(&clip, "127.0.0.1", 0, "/good").expect("good camera");
+    let locked = SimulatedCamera::start_with_credentials(&clip, "127.0.0.1", 0, "/locked", Some(("viewer", "right-pass")))
+        .expect("camera with a password");
+    let good_url = good.url("127.0.0.1");
+    let secs = 10;
+
+    let alone_dir = tempfile::tempdir().expect("temp dir");
+    let (alone, _, _) = frames_in(alone_dir.path(), &[("good", good_url.clone())], "good", secs);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cameras = [
+        ("good", good_url),
+        ("refused", format!("rtsp://127.0.0.1:{}/nothing", free_port())),
+        ("unknown_host", "rtsp://no-such-camera.invalid/stream1".to_owned()),
+        ("wrong_password", format!("rtsp://viewer:wrong-pass@127.0.0.1:{}/locked", locked.port())),
+    ];
+    let (with_dead, events, stderr) = frames_in(dir.path(), &cameras, "good", secs);
+
+    assert!(alone > 100, "the good camera streams on its own ({alone} frames in {secs} s)");
+    assert!(
+        with_dead as f64 >= 0.75 * alone as f64,
+        "good camera: {with_dead} frames beside three dead cameras vs {alone} alone"
+    );
+    for (camera, cause) in [("refused", "refused"), ("unknown_host", "resolve"), ("wrong_password", "401")] {
+        let statuses = statuses(&events, camera);
+        assert!(statuses.iter().all(|(s, _)| s != "running"), "{camera} never runs: {statuses:?}");
+        let reasons: Vec<&str> = statuses.iter().filter(|(s, _)| s == "retrying").filter_map(|(_, r)| r.as_deref()).collect();
+        assert!(reasons.len() >= 2, "{camera} keeps retrying: {statuses:?}");
+        assert!(
+            reasons.iter().all(|r| r.to_lowercase().contains(cause)),
+            "{camera}: every retry names the cause ('{cause}'): {reasons:?}"
+        );
+    }
+    let events = std::fs::read_to_string(&events).expect("events");
+    for text in [&events, &stderr] {
+        assert!(!text.contains("wrong-pass"), "credentials never appear in events or logs");
+    }
+}
