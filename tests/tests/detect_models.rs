@@ -102,3 +102,44 @@ fn detect_writes_coco_label_names() {
     assert!(rows.iter().filter(|r| r.label == "car").count() >= 3, "{rows:?}");
     assert!(rows.iter().all(|r| labels.contains(&r.label) && r.score >= 0.4 && r.frame == 0));
 }
+
+/// Cross-camera batching: deimv2_femto (dynamic batch) on frames of two different clips and
+/// sizes in one inference gives each frame the detections it gets alone.
+#[test]
+fn a_batch_of_frames_from_two_cameras_matches_one_by_one() {
+    use roadsight_pipeline::detect::{Detector, DetectorOptions, OrtRuntime};
+    use roadsight_pipeline::source::{Pacing, SourceEvent, SourceSpec, VideoSource};
+
+    let first_frame = |clip: &str| {
+        let path = sample(clip);
+        let mut src = VideoSource::open(&SourceSpec::new(path.to_str().expect("utf8"), Pacing::EveryFrame)).expect("open");
+        loop {
+            match src.next(std::time::Duration::from_secs(10)).expect("decodes") {
+                SourceEvent::Frame(f) if f.time.index >= 10 => return f,
+                SourceEvent::Frame(_) | SourceEvent::Timeout => {}
+                SourceEvent::Eos => panic!("{clip}: too short"),
+            }
+        }
+    };
+    let a = first_frame("intersection_day_960x540.mp4");
+    let b = first_frame("highway_ngsim_us101_640x480.mp4");
+    let manifest = roadsight_models::ModelManifest::resolve("deimv2_femto").expect("model installed");
+    let runtime = OrtRuntime::load(&roadsight_models::default_ort_library()).expect("onnxruntime");
+    let mut det = Detector::load(runtime, manifest, &DetectorOptions::default()).expect("load");
+    assert!(det.batches(), "deimv2_femto has a dynamic batch dimension");
+    let alone: Vec<Vec<_>> = [&a, &b].iter().map(|f| det.detect(&f.view()).expect("detect").to_vec()).collect();
+    let mut batched = Vec::new();
+    det.detect_batch(&[a.view(), b.view()], &mut batched).expect("batch");
+    assert_eq!(batched.len(), 2);
+    for (i, (one, many)) in alone.iter().zip(&batched).enumerate() {
+        assert!(!one.is_empty(), "frame {i}: the scene has vehicles");
+        assert_eq!(one.len(), many.len(), "frame {i}: same number of detections");
+        for (x, y) in one.iter().zip(many) {
+            assert_eq!(x.class_id, y.class_id, "frame {i}");
+            assert!((x.score - y.score).abs() < 1e-3, "frame {i}: {} vs {}", x.score, y.score);
+            for (p, q) in [(x.bbox.x1, y.bbox.x1), (x.bbox.y1, y.bbox.y1), (x.bbox.x2, y.bbox.x2), (x.bbox.y2, y.bbox.y2)] {
+                assert!((p - q).abs() < 0.5, "frame {i}: box edge {p} vs {q}");
+            }
+        }
+    }
+}

@@ -10,9 +10,9 @@ use chrono::Utc;
 use indicatif::ProgressBar;
 use roadsight_events::{CameraState, CameraStatus, EventBody};
 use roadsight_pipeline::analytics::StreamClock;
-use roadsight_pipeline::detect::Detector;
 use roadsight_pipeline::source::{Pacing, SourceEvent, SourceSpec, VideoSource};
 
+use super::detection::CameraDetector;
 use super::processor::{ClassMap, FrameProcessor};
 use super::outbox::Outbox;
 use super::stamp::EventStamper;
@@ -102,7 +102,7 @@ fn backoff(attempt: u32) -> Duration {
 pub struct CameraWorker<'a> {
     cfg: &'a CameraConfig,
     shared: &'a Shared,
-    detector: Detector,
+    detector: CameraDetector,
     processor: FrameProcessor,
     stamper: EventStamper,
     timeline: Timeline,
@@ -111,7 +111,7 @@ pub struct CameraWorker<'a> {
 }
 
 impl<'a> CameraWorker<'a> {
-    pub fn new(cfg: &'a CameraConfig, shared: &'a Shared, detector: Detector, progress: ProgressBar) -> anyhow::Result<Self> {
+    pub fn new(cfg: &'a CameraConfig, shared: &'a Shared, detector: CameraDetector, progress: ProgressBar) -> anyhow::Result<Self> {
         let live = cfg.pacing == Pacing::Latest;
         let origin = cfg.clock_origin.unwrap_or_else(Utc::now);
         let clock = StreamClock { origin };
@@ -274,8 +274,8 @@ impl<'a> CameraWorker<'a> {
                 self.set_health(&Health::Running).map_err(SessionError::Fatal)?;
             }
             let t = self.timeline.map(frame.time.pts);
+            let (frame, detections) = self.detector.detect(frame).map_err(SessionError::Fatal)?;
             let view = frame.view();
-            let detections = self.detector.detect(&view).map_err(|e| SessionError::Fatal(e.into()))?;
             let emitted = self.processor.process(detections, view.width, view.height, t);
             for mut e in emitted {
                 if let Some(object) = e.snapshot {

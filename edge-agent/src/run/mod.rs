@@ -6,6 +6,7 @@
 //! `stopped` status, then drains and flushes the sink.
 
 pub mod camera;
+pub mod detection;
 pub mod mqtt;
 pub mod outbox;
 pub mod processor;
@@ -20,7 +21,6 @@ use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::config::AgentConfig;
-use crate::model::load_detector;
 use camera::{CameraSummary, CameraWorker, Shared};
 use outbox::Outbox;
 
@@ -45,12 +45,9 @@ pub fn run(
     stop: Arc<AtomicBool>,
     options: &RunOptions,
 ) -> anyhow::Result<Vec<(String, anyhow::Result<CameraSummary>)>> {
-    let mut detectors = Vec::new();
-    for cam in &config.cameras {
-        let det = load_detector(&cam.model, &cam.detector, &config.ort_lib)
-            .with_context(|| format!("camera {}", cam.id))?;
-        detectors.push(det);
-    }
+    // One detector worker for every camera (models load now: a wrong model fails the command
+    // before anything streams).
+    let (detector_worker, detectors) = detection::DetectorWorker::start(config)?;
     let outbox = Arc::new(Outbox::open(&config.state_dir.join("outbox.sqlite"), config.outbox_max_bytes)?);
     let shared = Shared {
         site_id: config.site_id.clone(),
@@ -107,6 +104,8 @@ pub fn run(
             })
             .collect::<Vec<_>>()
     });
+    // Every camera handle is gone: the detector worker ends.
+    detector_worker.join();
     delivery_stop.store(true, Ordering::Relaxed);
     let delivered = delivery.join().map_err(|_| anyhow::anyhow!("event delivery panicked"))??;
     let left = outbox.depth()?;

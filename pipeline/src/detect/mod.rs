@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use ndarray::{Array2, Array4};
+use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -104,6 +104,10 @@ pub struct Detector {
     score_threshold: f32,
     nms_iou: f32,
     timings: DetectTimings,
+    /// Cross-frame batches (dynamic-batch models): images and original sizes, grown to the
+    /// largest batch seen and reused.
+    batch_input: Vec<f32>,
+    batch_sizes: Vec<i64>,
 }
 
 fn build_session(runtime: &OrtRuntime, path: &Path, threads: usize) -> ort::Result<Session> {
@@ -173,6 +177,8 @@ impl Detector {
             pre: Preprocessor::default(),
             detections: Vec::with_capacity(256),
             timings: DetectTimings::default(),
+            batch_input: Vec::new(),
+            batch_sizes: Vec::new(),
             manifest,
         })
     }
@@ -200,6 +206,78 @@ impl Detector {
 
     pub fn timings(&self) -> DetectTimings {
         self.timings
+    }
+
+    /// Whether [`Detector::detect_batch`] runs several frames in one inference.
+    pub fn batches(&self) -> bool {
+        self.manifest.input.batch == Batch::Dynamic && self.manifest.family == Family::Detr
+    }
+
+    /// Detects objects in several frames (of any sizes) — one inference for the lot when the
+    /// model has a dynamic batch dimension ([`Detector::batches`]), else one per frame.
+    /// `out[i]` receives frame `i`'s detections (cleared first). Timings are for the batch.
+    pub fn detect_batch(&mut self, frames: &[FrameView<'_>], out: &mut Vec<Vec<Detection>>) -> Result<(), DetectError> {
+        out.resize_with(frames.len(), Vec::new);
+        out.iter_mut().for_each(Vec::clear);
+        if !self.batches() || frames.len() < 2 {
+            for (frame, dets) in frames.iter().zip(out.iter_mut()) {
+                dets.extend_from_slice(self.detect(frame)?);
+            }
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        let n = frames.len();
+        let (w, h) = (self.layout.width as usize, self.layout.height as usize);
+        let chw = 3 * w * h;
+        if self.batch_input.len() < n * chw {
+            self.batch_input.resize(n * chw, 0.0);
+            self.batch_sizes.resize(n * 2, 0);
+        }
+        for (i, frame) in frames.iter().enumerate() {
+            self.pre.run(frame, &self.layout, &mut self.batch_input[i * chw..(i + 1) * chw]);
+            self.batch_sizes[2 * i] = frame.width as i64;
+            self.batch_sizes[2 * i + 1] = frame.height as i64;
+        }
+        let t1 = Instant::now();
+        let model = &self.manifest.name;
+        let infer_err = |e: ort::Error| DetectError::Inference { model: model.clone(), message: e.to_string() };
+        let shape_err = |e: ndarray::ShapeError| DetectError::Inference { model: model.clone(), message: e.to_string() };
+        let images = ArrayView4::from_shape((n, 3, h, w), &self.batch_input[..n * chw]).map_err(shape_err)?;
+        let sizes = ArrayView2::from_shape((n, 2), &self.batch_sizes[..n * 2]).map_err(shape_err)?;
+        let image = TensorRef::from_array_view(images).map_err(infer_err)?;
+        let names = &self.manifest.output.names;
+        let outputs = match &self.manifest.input.orig_size_input {
+            Some(orig_name) => {
+                let sizes = TensorRef::from_array_view(sizes).map_err(infer_err)?;
+                self.session
+                    .run(ort::inputs![self.manifest.input.name.as_str() => image, orig_name.as_str() => sizes])
+                    .map_err(infer_err)?
+            }
+            None => self.session.run(ort::inputs![self.manifest.input.name.as_str() => image]).map_err(infer_err)?,
+        };
+        let t2 = Instant::now();
+        let decode_err = |message: String| DetectError::Inference { model: model.clone(), message };
+        let (_, labels) = outputs[names[0].as_str()].try_extract_tensor::<i64>().map_err(infer_err)?;
+        let (_, boxes) = outputs[names[1].as_str()].try_extract_tensor::<f32>().map_err(infer_err)?;
+        let (_, scores) = outputs[names[2].as_str()].try_extract_tensor::<f32>().map_err(infer_err)?;
+        let k = scores.len() / n;
+        for (i, (frame, dets)) in frames.iter().zip(out.iter_mut()).enumerate() {
+            decode::decode_detr(
+                &labels[i * k..(i + 1) * k],
+                &boxes[i * k * 4..(i + 1) * k * 4],
+                &scores[i * k..(i + 1) * k],
+                frame.width as f32,
+                frame.height as f32,
+                self.score_threshold,
+                dets,
+            )
+            .map_err(decode_err)?;
+            decode::nms(dets, 0.9, true);
+        }
+        drop(outputs);
+        let t3 = Instant::now();
+        self.timings = DetectTimings { preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2 };
+        Ok(())
     }
 
     /// Detects objects in one frame. The returned slice is valid until the next call.
