@@ -4,14 +4,22 @@
 //! (rumqttc's in-memory queue is never trusted: it drops in-flight messages on reconnect), and
 //! everything not yet acknowledged is sent again, in outbox order — so after an outage the
 //! broker gets every event, in `seq` order per camera, duplicates only with the same bytes.
-//! The agent's retained status topic says `online`; the last will says `offline`.
+//! The agent's retained status topic says `online` on every connection and `offline` on a
+//! clean exit; the last will says `offline` when the agent dies or loses the broker.
+//!
+//! rumqttc's event loop is polled in its own task and never cancelled: a `poll()` cut short
+//! abandons a CONNECT waiting for its CONNACK (a broker more than one timer tick away would
+//! never be connected) or a PUBLISH waiting for socket room (its packet id then stays in
+//! flight forever, and rumqttc stalls once packet ids wrap around to it).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use roadsight_events::topics;
+use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::outbox::Outbox;
 
@@ -40,13 +48,24 @@ impl MqttSettings {
             None => Ok((rest.to_owned(), 1883)),
         }
     }
+
+    fn status_topic(&self) -> String {
+        topics::agent_status(&self.site_id, &self.agent_id)
+    }
 }
 
 /// Messages handed to rumqttc and not yet acknowledged, per connection.
 const WINDOW: usize = 100;
 
+/// How often the publisher looks for new outbox messages when nothing else happens.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Marks our own `online` status in the in-flight bookkeeping (it has no outbox row).
+const STATUS: i64 = -1;
+
 /// Publishes until `stop` is set; then keeps delivering for up to `drain` so the outbox
-/// empties, and returns (anything left is sent at the next start).
+/// empties, and returns the number of messages delivered (anything left is sent at the next
+/// start).
 pub fn run(settings: &MqttSettings, outbox: &Outbox, stop: &AtomicBool, drain: Duration) -> anyhow::Result<u64> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(deliver(settings, outbox, stop, drain))
@@ -57,109 +76,245 @@ fn options(s: &MqttSettings) -> MqttOptions {
     o.set_keep_alive(s.keep_alive);
     o.set_clean_session(true);
     o.set_max_packet_size(16 << 20, 16 << 20);
-    o.set_last_will(LastWill::new(topics::agent_status(&s.site_id, &s.agent_id), "offline", QoS::AtLeastOnce, true));
+    o.set_last_will(LastWill::new(s.status_topic(), "offline", QoS::AtLeastOnce, true));
     if let Some(u) = &s.username {
         o.set_credentials(u.clone(), s.password.clone().unwrap_or_default());
     }
     o
 }
 
+/// When delivery ends: once `stop` is set, as soon as everything is delivered, or when the
+/// drain time is up.
+struct Shutdown<'a> {
+    stop: &'a AtomicBool,
+    drain: Duration,
+    deadline: Option<Instant>,
+}
+
+impl Shutdown<'_> {
+    /// True when delivery should end now; `all_delivered` is only asked once stopping.
+    fn due(&mut self, all_delivered: impl FnOnce() -> bool) -> bool {
+        if !self.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let drain = self.drain;
+        let deadline = *self.deadline.get_or_insert_with(|| Instant::now() + drain);
+        Instant::now() >= deadline || all_delivered()
+    }
+
+    /// `wait`, shortened so a stopping agent does not overstay its drain time.
+    fn cap(&self, wait: Duration) -> Duration {
+        match self.deadline {
+            Some(d) => wait.min(d.saturating_duration_since(Instant::now())),
+            None => wait,
+        }
+    }
+}
+
 async fn deliver(s: &MqttSettings, outbox: &Outbox, stop: &AtomicBool, drain: Duration) -> anyhow::Result<u64> {
-    let mut delivered = 0u64;
-    let mut stop_deadline: Option<Instant> = None;
     let broker = format!("{}:{}", s.host, s.port);
+    let mut shutdown = Shutdown { stop, drain, deadline: None };
+    let mut delivered = 0u64;
     let mut failures = 0u32;
     loop {
-        if stop.load(Ordering::Relaxed) {
-            let deadline = *stop_deadline.get_or_insert_with(|| Instant::now() + drain);
-            if outbox.depth()? == 0 || Instant::now() >= deadline {
-                break;
-            }
+        if shutdown.due(|| outbox.depth().is_ok_and(|d| d == 0)) {
+            return Ok(delivered);
         }
-        let (client, mut eventloop) = AsyncClient::new(options(s), WINDOW * 2);
-        let mut connected = false;
-        // Outbox ids handed to rumqttc, waiting for their packet id; -1 marks our own messages.
-        let mut sent: VecDeque<i64> = VecDeque::new();
-        let mut inflight: HashMap<u16, i64> = HashMap::new();
-        let mut last_sent = 0i64;
-        let outcome: Result<(), String> = loop {
-            if stop.load(Ordering::Relaxed) {
-                let deadline = *stop_deadline.get_or_insert_with(|| Instant::now() + drain);
-                if (outbox.depth().unwrap_or(0) == 0 && inflight.is_empty()) || Instant::now() >= deadline {
-                    let _ = client.try_publish(topics::agent_status(&s.site_id, &s.agent_id), QoS::AtLeastOnce, true, "offline");
-                    let _ = client.try_disconnect();
-                    // Let the disconnect go out.
-                    let _ = tokio::time::timeout(Duration::from_millis(300), async {
-                        while eventloop.poll().await.is_ok() {}
-                    })
-                    .await;
-                    break Ok(());
-                }
-            }
-            if connected && sent.len() + inflight.len() < WINDOW {
-                let room = WINDOW - sent.len() - inflight.len();
-                let mut failed = None;
-                for m in outbox.next_batch(last_sent, room)? {
-                    if let Err(e) = client.try_publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload) {
-                        failed = Some(e.to_string());
-                        break;
-                    }
-                    sent.push_back(m.id);
-                    last_sent = m.id;
-                }
-                if let Some(e) = failed {
-                    break Err(e);
-                }
-            }
-            let polled = tokio::select! {
-                p = eventloop.poll() => Some(p),
-                _ = tokio::time::sleep(Duration::from_millis(50)) => None,
-            };
-            let mut acked = Vec::new();
-            match polled {
-                None => {}
-                Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
-                    connected = true;
-                    failures = 0;
-                    tracing::info!(broker, "MQTT connected; {} messages waiting", outbox.depth().unwrap_or(0));
-                    if let Err(e) = client.try_publish(topics::agent_status(&s.site_id, &s.agent_id), QoS::AtLeastOnce, true, "online") {
-                        break Err(e.to_string());
-                    }
-                    sent.push_back(-1);
-                }
-                Some(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
-                    if let Some(id) = sent.pop_front() {
-                        inflight.insert(pkid, id);
-                    }
-                }
-                Some(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
-                    if let Some(id) = inflight.remove(&ack.pkid) {
-                        if id >= 0 {
-                            acked.push(id);
-                        }
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => break Err(e.to_string()),
-            }
-            if !acked.is_empty() {
-                outbox.remove(&acked)?;
-                delivered += acked.len() as u64;
-            }
-        };
-        match outcome {
-            Ok(()) => break,
-            Err(e) => {
+        match session(s, outbox, &mut shutdown, &mut delivered, &mut failures).await? {
+            SessionEnd::Done => return Ok(delivered),
+            SessionEnd::Lost(e) => {
                 failures += 1;
                 let wait = Duration::from_millis((250u64 << failures.min(5)).min(5000));
-                if failures == 1 || failures % 20 == 0 {
+                if failures == 1 || failures.is_multiple_of(20) {
                     tracing::warn!(broker, "MQTT: {e}; retrying ({} messages kept in the outbox)", outbox.depth().unwrap_or(0));
                 }
-                tokio::time::sleep(wait).await;
+                tokio::time::sleep(shutdown.cap(wait)).await;
             }
         }
     }
-    Ok(delivered)
+}
+
+enum SessionEnd {
+    /// Stopped (everything delivered, or the drain time is up).
+    Done,
+    /// The connection failed or dropped; unacknowledged messages stay in the outbox.
+    Lost(String),
+}
+
+/// One broker connection: rumqttc's client, and the events of its event loop, which a task of
+/// its own polls (see the module notes).
+struct Connection {
+    client: AsyncClient,
+    events: mpsc::UnboundedReceiver<Result<Event, ConnectionError>>,
+    pump: JoinHandle<()>,
+}
+
+impl Connection {
+    fn open(s: &MqttSettings) -> Connection {
+        let (client, mut eventloop) = AsyncClient::new(options(s), WINDOW * 2);
+        let (tx, events) = mpsc::unbounded_channel();
+        let pump = tokio::spawn(async move {
+            loop {
+                let event = eventloop.poll().await;
+                let failed = event.is_err();
+                // A failed event loop would reconnect by itself on the next poll, with the
+                // in-memory queue we do not trust: this connection is over instead.
+                if tx.send(event).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Connection { client, events, pump }
+    }
+
+    /// The next event, or `None` when nothing happened within `wait`.
+    async fn next(&mut self, wait: Duration) -> Option<Result<Event, String>> {
+        match tokio::time::timeout(wait, self.events.recv()).await {
+            Err(_) => None,
+            Ok(Some(event)) => Some(event.map_err(|e| e.to_string())),
+            Ok(None) => Some(Err("MQTT event loop ended".into())),
+        }
+    }
+
+    /// An event that is already there, without waiting.
+    fn ready(&mut self) -> Option<Result<Event, String>> {
+        match self.events.try_recv() {
+            Ok(event) => Some(event.map_err(|e| e.to_string())),
+            Err(mpsc::error::TryRecvError::Empty) => None,
+            Err(mpsc::error::TryRecvError::Disconnected) => Some(Err("MQTT event loop ended".into())),
+        }
+    }
+
+    /// Retained `offline`, then DISCONNECT (so the broker drops the last will), and waits
+    /// briefly for the broker to close the connection.
+    async fn close(mut self, status_topic: String) {
+        let _ = self.client.try_publish(status_topic, QoS::AtLeastOnce, true, "offline");
+        let _ = self.client.try_disconnect();
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(_)) = self.events.recv().await {}
+        })
+        .await;
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.pump.abort();
+    }
+}
+
+/// What one connection has handed to rumqttc and not seen acknowledged yet.
+#[derive(Default)]
+struct InFlight {
+    /// Outbox ids (or [`STATUS`]) handed to rumqttc, in order, waiting for their packet id.
+    handed: VecDeque<i64>,
+    /// Packet id → outbox id, waiting for the PUBACK.
+    by_pkid: HashMap<u16, i64>,
+    /// The newest outbox id handed over on this connection.
+    last_id: i64,
+}
+
+impl InFlight {
+    fn len(&self) -> usize {
+        self.handed.len() + self.by_pkid.len()
+    }
+}
+
+/// One connection's delivery state.
+struct Session<'a> {
+    settings: &'a MqttSettings,
+    outbox: &'a Outbox,
+    conn: Connection,
+    connected: bool,
+    flight: InFlight,
+}
+
+impl Session<'_> {
+    /// Hands the next outbox messages to rumqttc, oldest first, up to the window.
+    fn hand_over(&mut self) -> anyhow::Result<Result<(), String>> {
+        if !self.connected || self.flight.len() >= WINDOW {
+            return Ok(Ok(()));
+        }
+        for m in self.outbox.next_batch(self.flight.last_id, WINDOW - self.flight.len())? {
+            if let Err(e) = self.conn.client.try_publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload) {
+                return Ok(Err(e.to_string()));
+            }
+            self.flight.handed.push_back(m.id);
+            self.flight.last_id = m.id;
+        }
+        Ok(Ok(()))
+    }
+
+    /// Books one event of the connection; acknowledged outbox ids go to `acked`.
+    fn on_event(&mut self, event: Event, acked: &mut Vec<i64>) -> Result<(), String> {
+        match event {
+            Event::Incoming(Packet::ConnAck(_)) => {
+                self.connected = true;
+                let broker = format!("{}:{}", self.settings.host, self.settings.port);
+                tracing::info!(broker, "MQTT connected; {} messages waiting", self.outbox.depth().unwrap_or(0));
+                self.conn
+                    .client
+                    .try_publish(self.settings.status_topic(), QoS::AtLeastOnce, true, "online")
+                    .map_err(|e| e.to_string())?;
+                self.flight.handed.push_back(STATUS);
+            }
+            // rumqttc sends requests in the order they were handed over.
+            Event::Outgoing(Outgoing::Publish(pkid)) => {
+                if let Some(id) = self.flight.handed.pop_front() {
+                    self.flight.by_pkid.insert(pkid, id);
+                }
+            }
+            Event::Incoming(Packet::PubAck(ack)) => {
+                acked.extend(self.flight.by_pkid.remove(&ack.pkid).filter(|&id| id != STATUS));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Connects, says `online`, and publishes the outbox in order until the connection is lost or
+/// delivery is over.
+async fn session(
+    settings: &MqttSettings,
+    outbox: &Outbox,
+    shutdown: &mut Shutdown<'_>,
+    delivered: &mut u64,
+    failures: &mut u32,
+) -> anyhow::Result<SessionEnd> {
+    let mut s = Session { settings, outbox, conn: Connection::open(settings), connected: false, flight: InFlight::default() };
+    loop {
+        if shutdown.due(|| outbox.depth().is_ok_and(|d| d == 0)) {
+            if s.connected {
+                s.conn.close(settings.status_topic()).await;
+            }
+            return Ok(SessionEnd::Done);
+        }
+        if let Err(e) = s.hand_over()? {
+            return Ok(SessionEnd::Lost(e));
+        }
+        let Some(first) = s.conn.next(shutdown.cap(TICK)).await else { continue };
+        // Take whatever else is ready too, so a burst of PUBACKs is one outbox transaction.
+        let mut acked = Vec::new();
+        let mut next = Some(first);
+        let mut lost = None;
+        while let Some(event) = next {
+            if let Err(e) = event.and_then(|e| s.on_event(e, &mut acked)) {
+                lost = Some(e);
+                break;
+            }
+            next = if acked.len() < 1000 { s.conn.ready() } else { None };
+        }
+        // Acknowledged before any failure: delivered all the same.
+        outbox.remove(&acked)?;
+        *delivered += acked.len() as u64;
+        if s.connected {
+            *failures = 0;
+        }
+        if let Some(e) = lost {
+            return Ok(SessionEnd::Lost(e));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,609 @@
+//! `edge-agent run` delivering over MQTT end to end: a shared clip served over real RTSP (or
+//! read from the file), the real `edge-agent` binary, a real Mosquitto and a real subscriber.
+//! Faults are real too: the broker is stopped for 30 s, the agent is SIGKILLed and restarted,
+//! the broker sits behind a slow link (a delaying TCP proxy).
+//!
+//! The tests share the 2-core machine with the agent's detector and the RTSP encoder,
+//! so they run one at a time (a process-wide lock) to keep timings predictable.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use common::{edge_agent_bin, repo_root, sample};
+use edge_agent::run::outbox::Outbox;
+use roadsight_events::topics;
+use roadsight_pipeline::source::rtsp_server::SimulatedCamera;
+use roadsight_tests::mosquitto::Mosquitto;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::Value;
+
+/// Site, agent and camera ids of `samples/intersection_day_960x540.toml`, whose lines these
+/// tests reuse.
+const SITE: &str = "samples";
+const AGENT: &str = "sample-agent";
+const CAMERA: &str = "intersection_day";
+const CLIP: &str = "intersection_day_960x540.mp4";
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real MQTT subscriber on `roadsight/v1/#`, recording every message it gets.
+
+#[derive(Debug, Clone)]
+struct Received {
+    topic: String,
+    payload: Vec<u8>,
+    retain: bool,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.payload).unwrap_or_else(|e| panic!("{}: payload is not JSON: {e}", self.topic))
+    }
+}
+
+struct Subscriber {
+    messages: Arc<Mutex<Vec<Received>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Subscriber {
+    /// Connects, subscribes to `roadsight/v1/#` at QoS 1 and waits for the SUBACK. A
+    /// `persistent` subscriber (clean_session false, stable id) keeps its session in the
+    /// broker across broker restarts; it only subscribes when the broker has no session.
+    fn start(port: u16, client_id: &str, persistent: bool) -> Subscriber {
+        let messages: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let subscribed = Arc::new(AtomicBool::new(false));
+        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
+        options.set_clean_session(!persistent);
+        options.set_keep_alive(Duration::from_secs(5));
+        options.set_max_packet_size(16 << 20, 16 << 20);
+        let thread = {
+            let messages = Arc::clone(&messages);
+            let subscribed = Arc::clone(&subscribed);
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+                rt.block_on(async move {
+                    let (client, mut eventloop) = AsyncClient::new(options, 16);
+                    loop {
+                        // Only cancelled at shutdown, when losing a message no longer matters.
+                        let event = tokio::select! {
+                            _ = &mut stop_rx => break,
+                            e = eventloop.poll() => e,
+                        };
+                        match event {
+                            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                                if !ack.session_present {
+                                    client.try_subscribe("roadsight/v1/#", QoS::AtLeastOnce).expect("queue SUBSCRIBE");
+                                }
+                            }
+                            Ok(Event::Incoming(Packet::SubAck(_))) => subscribed.store(true, Ordering::SeqCst),
+                            Ok(Event::Incoming(Packet::Publish(p))) => {
+                                let topic = p.topic.to_string();
+                                messages.lock().expect("messages").push(Received { topic, payload: p.payload.to_vec(), retain: p.retain });
+                            }
+                            Ok(_) => {}
+                            // rumqttc retries at once when polled again: pace it (broker down).
+                            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                        }
+                    }
+                });
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !subscribed.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "subscriber {client_id} got no SUBACK from 127.0.0.1:{port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Subscriber { messages, stop: Some(stop_tx), thread: Some(thread) }
+    }
+
+    fn all(&self) -> Vec<Received> {
+        self.messages.lock().expect("messages").clone()
+    }
+
+    /// Polls until `done` holds for what was received so far; panics after `timeout`, naming
+    /// `what` and showing the agent's log.
+    fn wait_until(&self, what: &str, timeout: Duration, agent_log: &Path, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let all = self.all();
+            if done(&all) {
+                return all;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; {} messages received; agent log:\n{}",
+                all.len(),
+                std::fs::read_to_string(agent_log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the subscriber got, sorted out.
+
+fn events_topic() -> String {
+    topics::events(SITE, CAMERA)
+}
+
+/// The events-topic messages, as JSON, in arrival order.
+fn events(all: &[Received]) -> Vec<Value> {
+    all.iter().filter(|m| m.topic == events_topic()).map(Received::json).collect()
+}
+
+fn is_status(e: &Value, state: &str) -> bool {
+    e["type"] == "camera_status" && e["state"] == state
+}
+
+fn count(all: &[Received], pred: impl Fn(&Value) -> bool) -> usize {
+    events(all).iter().filter(|e| pred(e)).count()
+}
+
+fn seq(e: &Value) -> u64 {
+    e["seq"].as_u64().expect("seq is an integer")
+}
+
+fn agent_status(all: &[Received]) -> Vec<String> {
+    let t = topics::agent_status(SITE, AGENT);
+    all.iter().filter(|m| m.topic == t).map(|m| String::from_utf8_lossy(&m.payload).into_owned()).collect()
+}
+
+fn validator() -> jsonschema::Validator {
+    let schema: Value = serde_json::from_str(roadsight_events::EVENT_SCHEMA_JSON).expect("schema is JSON");
+    jsonschema::validator_for(&schema).expect("valid schema")
+}
+
+/// Every event validates against the published schema and parses as an [`roadsight_events::Event`]
+/// of this site, camera and agent.
+fn assert_valid(events: &[Value]) {
+    let v = validator();
+    for e in events {
+        let errors: Vec<String> = v.iter_errors(e).map(|x| x.to_string()).collect();
+        assert!(errors.is_empty(), "{e} does not validate against event-v1.schema.json: {errors:?}");
+        let parsed: roadsight_events::Event = serde_json::from_value(e.clone()).expect("parses as an Event");
+        assert_eq!((parsed.site_id.as_str(), parsed.camera_id.as_str(), parsed.agent_id.as_str()), (SITE, CAMERA, AGENT));
+    }
+}
+
+/// The at-least-once contract, per camera: the first arrival of each `seq` comes in order and
+/// covers 1..=max with no gap; a `seq` that arrives again is the very same event (same
+/// `event_id`, same bytes). Returns the events by `seq` and how many arrived again.
+fn assert_complete_in_order(events: &[Value]) -> (BTreeMap<u64, Value>, usize) {
+    let mut by_seq: BTreeMap<u64, Value> = BTreeMap::new();
+    let mut first_arrivals = Vec::new();
+    let mut duplicates = 0;
+    for e in events {
+        let s = seq(e);
+        match by_seq.get(&s) {
+            Some(earlier) => {
+                assert_eq!(earlier, e, "seq {s} arrived twice as two different events (a reused seq)");
+                duplicates += 1;
+            }
+            None => {
+                first_arrivals.push(s);
+                by_seq.insert(s, e.clone());
+            }
+        }
+    }
+    let max = first_arrivals.iter().copied().max().expect("at least one event");
+    assert_eq!(first_arrivals, (1..=max).collect::<Vec<_>>(), "events lost or out of order ({duplicates} duplicates seen)");
+    eprintln!("{max} events, seq 1..={max} complete and in order, {duplicates} duplicates with identical ids");
+    (by_seq, duplicates)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The agent: its config and its process.
+
+/// The sample config of the clip (its lines, location, model), pointed at `source` in `mode`,
+/// with steady counts and a `[mqtt]` section for the test broker.
+fn write_config(dir: &Path, source: &str, mode: &str, counts_secs: f64, mqtt_port: u16) -> PathBuf {
+    let template = std::fs::read_to_string(repo_root().join("samples/intersection_day_960x540.toml")).expect("sample config");
+    assert!(template.contains(&format!("site_id = \"{SITE}\"")) && template.contains(&format!("agent_id = \"{AGENT}\"")));
+    assert!(template.contains(&format!("id = \"{CAMERA}\"")));
+    let mut out = String::new();
+    let (mut has_source, mut has_counts) = (false, false);
+    for line in template.lines() {
+        if line.starts_with("[[cameras]]") {
+            out.push_str(&format!("[mqtt]\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nkeep_alive_secs = 5\n\n"));
+        }
+        if line.starts_with("source = ") {
+            has_source = true;
+            out.push_str(&format!("source = {source:?}\nmode = \"{mode}\"\n"));
+        } else if line.starts_with("counts_interval_secs = ") {
+            has_counts = true;
+            out.push_str(&format!("counts_interval_secs = {counts_secs}\n"));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert!(has_source && has_counts, "the sample config changed shape");
+    let path = dir.join("agent.toml");
+    std::fs::write(&path, out).expect("write config");
+    path
+}
+
+struct Agent {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Agent {
+    fn spawn(config: &Path, state: &Path, log: &Path) -> Agent {
+        let child = Command::new(edge_agent_bin())
+            .args(["run", "--config"])
+            .arg(config)
+            .arg("--state-dir")
+            .arg(state)
+            .args(["--drain-timeout-secs", "30"])
+            .env("RUST_LOG", "edge_agent=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::options().create(true).append(true).open(log).expect("agent log"))
+            .spawn()
+            .expect("spawn edge-agent");
+        Agent { child, log: log.to_path_buf() }
+    }
+
+    fn sigkill(&mut self) {
+        self.child.kill().expect("SIGKILL edge-agent");
+        self.child.wait().expect("reap edge-agent");
+    }
+
+    /// Ctrl-C: the agent stops its cameras and drains its outbox before exiting.
+    fn interrupt(&self) {
+        let ok = Command::new("kill").arg("-INT").arg(self.child.id().to_string()).status().expect("kill -INT");
+        assert!(ok.success(), "kill -INT failed");
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "edge-agent still running after {timeout:?}; log:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback TCP proxy that delays every byte by `delay` in each direction: a broker at the
+/// far end of a slow link (a camera site on a mobile uplink), without touching the host's
+/// network settings.
+struct DelayProxy {
+    port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl DelayProxy {
+    fn start(target: SocketAddr, delay: Duration) -> DelayProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        listener.set_nonblocking(true).expect("non-blocking accept");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let _ = client.set_nonblocking(false);
+                        if let Ok(server) = TcpStream::connect(target) {
+                            Self::pipe(&client, &server, delay);
+                            Self::pipe(&server, &client, delay);
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        DelayProxy { port, stop }
+    }
+
+    /// Copies `from` to `to`, each chunk written `delay` after it was read.
+    fn pipe(from: &TcpStream, to: &TcpStream, delay: Duration) {
+        let (mut from, mut to) = (from.try_clone().expect("clone socket"), to.try_clone().expect("clone socket"));
+        let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n @ 1..) = from.read(&mut buf) {
+                if tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::spawn(move || {
+            for (due, bytes) in rx {
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                if to.write_all(&bytes).is_err() {
+                    break;
+                }
+            }
+            let _ = to.shutdown(Shutdown::Write);
+        });
+    }
+}
+
+impl Drop for DelayProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn outbox_depth(state: &Path) -> i64 {
+    // Opening it from here is safe while the agent runs: SQLite WAL allows other readers.
+    Outbox::open(&state.join("outbox.sqlite"), 1 << 30).expect("open the agent's outbox").depth().expect("outbox depth")
+}
+
+fn occurred_at(e: &Value) -> DateTime<Utc> {
+    e["occurred_at"].as_str().expect("occurred_at").parse().expect("RFC 3339 occurred_at")
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Acceptance 1: RTSP in, real Mosquitto out. Every event reaches a real subscriber, valid
+/// against the schema, seq 1..n in order; the camera's retained status and the agent's
+/// `online` status are published; SIGKILL makes the broker publish the last will `offline`,
+/// which stays retained for late subscribers.
+#[test]
+fn rtsp_camera_events_reach_a_real_subscriber_with_retained_status_and_last_will() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    let camera = SimulatedCamera::start(&sample(CLIP), "127.0.0.1", 0, "/e2e").expect("serve the clip over RTSP");
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "e2e-sub-rtsp", false);
+    let config = write_config(dir.path(), &camera.url("127.0.0.1"), "live", 1.0, broker.port);
+    let log = dir.path().join("agent.log");
+    let mut agent = Agent::spawn(&config, &dir.path().join("state"), &log);
+
+    let camera_status_topic = topics::camera_status(SITE, CAMERA);
+    let all = sub.wait_until("running status, 3 counts, agent online, retained camera status", Duration::from_secs(120), &log, |all| {
+        count(all, |e| is_status(e, "running")) >= 1
+            && count(all, |e| e["type"] == "counts") >= 3
+            && agent_status(all).iter().any(|s| s == "online")
+            && all.iter().any(|m| m.topic == camera_status_topic)
+    });
+    agent.sigkill();
+
+    let evs = events(&all);
+    assert_valid(&evs);
+    let seqs: Vec<u64> = evs.iter().map(seq).collect();
+    assert_eq!(seqs, (1..=evs.len() as u64).collect::<Vec<_>>(), "a healthy broker gets every event once, in order");
+    assert!(is_status(&evs[0], "connecting"), "the first event is the camera connecting: {}", evs[0]);
+    let counts: Vec<&Value> = evs.iter().filter(|e| e["type"] == "counts").collect();
+    for c in &counts {
+        assert_eq!(c["interval_ms"], 1000, "counts every counts_interval_secs: {c}");
+    }
+    // A live camera's time is the wall clock (not a file's fixed epoch).
+    let age = Utc::now() - occurred_at(&evs[0]);
+    assert!(age > chrono::Duration::zero() && age < chrono::Duration::minutes(3), "live occurred_at {} is not now", evs[0]["occurred_at"]);
+
+    // Each camera status is also published on the camera's status topic, same event.
+    let status_copies: Vec<&Received> = all.iter().filter(|m| m.topic == camera_status_topic).collect();
+    for m in &status_copies {
+        let e = m.json();
+        assert_valid(std::slice::from_ref(&e));
+        assert_eq!(e["type"], "camera_status");
+        assert!(evs.contains(&e), "status copy {e} is not one of the events");
+    }
+
+    // The last will: the broker says the agent went offline.
+    let all = sub.wait_until("the last will (agent offline)", Duration::from_secs(30), &log, |all| {
+        agent_status(all).last().map(String::as_str) == Some("offline")
+    });
+    assert_eq!(agent_status(&all).first().map(String::as_str), Some("online"));
+
+    // A subscriber arriving now is told both, retained.
+    let late = Subscriber::start(broker.port, "e2e-sub-late", false);
+    let retained = late.wait_until("retained agent and camera status", Duration::from_secs(10), &log, |all| {
+        all.iter().any(|m| m.topic == camera_status_topic) && !agent_status(all).is_empty()
+    });
+    let agent_msg = retained.iter().find(|m| m.topic == topics::agent_status(SITE, AGENT)).expect("agent status");
+    assert!(agent_msg.retain && agent_msg.payload == b"offline", "agent status retained offline: {agent_msg:?}");
+    let cam_msg = retained.iter().find(|m| m.topic == camera_status_topic).expect("camera status");
+    assert!(cam_msg.retain, "camera status is retained");
+    let evs = events(&all);
+    let last_status = evs.iter().rev().find(|e| e["type"] == "camera_status").expect("a camera status event");
+    assert_eq!(&cam_msg.json(), last_status, "the retained camera status is the latest one");
+    drop(camera);
+}
+
+/// Acceptance 2: the broker is stopped for 30 s while the camera keeps producing events. The
+/// agent's outbox holds them; after the broker returns the subscriber has every `seq`, in
+/// order, with no gap, including the ones produced during the outage.
+#[test]
+fn a_30_second_broker_outage_loses_no_event() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    let camera = SimulatedCamera::start(&sample(CLIP), "127.0.0.1", 0, "/outage").expect("serve the clip over RTSP");
+    let mut broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "e2e-sub-outage", true);
+    let config = write_config(dir.path(), &camera.url("127.0.0.1"), "live", 1.0, broker.port);
+    let log = dir.path().join("agent.log");
+    let state = dir.path().join("state");
+    let mut agent = Agent::spawn(&config, &state, &log);
+
+    sub.wait_until("3 counts before the outage", Duration::from_secs(120), &log, |all| count(all, |e| e["type"] == "counts") >= 3);
+    broker.stop();
+    let down_at = Utc::now();
+    let before = events(&sub.all()).len();
+    // The outage itself: 30 s of wall time by definition. What it proves is checked after.
+    std::thread::sleep(Duration::from_secs(30));
+    let held = outbox_depth(&state);
+    assert!(held >= 20, "after 30 s without a broker the outbox holds only {held} messages; log:\n{}", agent.log_text());
+    broker.restart();
+    let up_at = Utc::now();
+
+    sub.wait_until("2 counts after the broker came back", Duration::from_secs(60), &log, |all| {
+        count(all, |e| e["type"] == "counts" && occurred_at(e) > up_at) >= 2
+    });
+    agent.interrupt();
+    let status = agent.wait_exit(Duration::from_secs(60));
+    assert!(status.success(), "edge-agent failed: {status}; log:\n{}", agent.log_text());
+    assert_eq!(outbox_depth(&state), 0, "the agent drained its outbox before exiting");
+    let all = sub.wait_until("the camera's final stopped status", Duration::from_secs(30), &log, |all| {
+        count(all, |e| is_status(e, "stopped")) >= 1
+    });
+
+    let evs = events(&all);
+    assert_valid(&evs);
+    let (by_seq, _) = assert_complete_in_order(&evs);
+    let last = by_seq.values().next_back().expect("events");
+    assert!(is_status(last, "stopped"), "the highest seq is the final status, nothing after it is missing: {last}");
+    // Events decided while the broker was down arrived (with a margin for clock anchoring).
+    let margin = chrono::Duration::seconds(2);
+    let during = by_seq.values().filter(|e| occurred_at(e) > down_at + margin && occurred_at(e) < up_at - margin).count();
+    assert!(during >= 20, "only {during} events from the 30 s outage arrived");
+    assert!(evs.len() > before + during, "events arrived after the outage");
+    drop(camera);
+}
+
+/// Acceptance 3: the agent is SIGKILLed mid-run (once with the broker up, once with events
+/// waiting in its outbox because the broker is down) and restarted with the same state dir:
+/// no event is lost, a re-sent event keeps its id, and `seq` continues (never reused).
+///
+/// The agent reaches the broker through a 400 ms (each way) link, so the first kill, made as
+/// soon as the subscriber sees an event, lands before that event's PUBACK is back at the
+/// agent: the restarted agent sends it again, and the subscriber must get the same event.
+#[test]
+fn sigkill_and_restart_lose_no_event_and_never_reuse_a_seq() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "e2e-sub-kill", true);
+    let proxy = DelayProxy::start(broker.addr(), Duration::from_millis(400));
+    let clip = sample(CLIP);
+    let config = write_config(dir.path(), clip.to_str().expect("utf8 path"), "file", 0.25, proxy.port);
+    let log = dir.path().join("agent.log");
+    let state = dir.path().join("state");
+    let connecting = |all: &[Received]| count(all, |e| is_status(e, "connecting"));
+
+    // Run A: killed mid-run with the broker up.
+    let mut a = Agent::spawn(&config, &state, &log);
+    sub.wait_until("5 events of run A", Duration::from_secs(120), &log, |all| events(all).len() >= 5);
+    a.sigkill();
+
+    // Run B: the broker goes away, events pile up in the outbox, then the agent is killed.
+    let mut b = Agent::spawn(&config, &state, &log);
+    sub.wait_until("run B's first events", Duration::from_secs(120), &log, |all| {
+        connecting(all) >= 2 && events(all).iter().skip_while(|e| !is_status(e, "connecting") || seq(e) == 1).count() >= 3
+    });
+    broker.stop();
+    // Nothing reaches the subscriber while the broker is down.
+    let delivered_before_kill = events(&sub.all()).iter().map(seq).max().expect("events");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while outbox_depth(&state) < 5 {
+        assert!(Instant::now() < deadline, "run B stored no events while the broker was down; log:\n{}", b.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    b.sigkill();
+    let held = outbox_depth(&state);
+    assert!(held >= 5, "{held}");
+
+    // Run C: the broker is back; the clip runs to its end and the outbox is drained.
+    broker.restart();
+    let mut c = Agent::spawn(&config, &state, &log);
+    let status = c.wait_exit(Duration::from_secs(180));
+    assert!(status.success(), "run C failed: {status}; log:\n{}", c.log_text());
+    assert_eq!(outbox_depth(&state), 0, "run C drained the outbox");
+    let all = sub.wait_until("run C's final stopped status", Duration::from_secs(30), &log, |all| {
+        count(all, |e| is_status(e, "stopped")) >= 1
+    });
+
+    let evs = events(&all);
+    assert_valid(&evs);
+    let (by_seq, duplicates) = assert_complete_in_order(&evs);
+    assert!(duplicates >= 1, "the kill in flight made no re-sent event: the duplicate check proved nothing");
+    let starts: Vec<u64> = by_seq.values().filter(|e| is_status(e, "connecting")).map(seq).collect();
+    assert_eq!(starts.len(), 3, "three runs, three connecting statuses: {starts:?}");
+    assert_eq!(starts[0], 1);
+    let last = by_seq.values().next_back().expect("events");
+    assert!(is_status(last, "stopped"), "the highest seq is run C's final status: {last}");
+    // Each run's events form one block of fresh seqs: a file replays from PTS 0, so within a
+    // run the stream time never goes back, and each later run starts after every seq issued
+    // before it.
+    for w in [starts[0]..starts[1], starts[1]..starts[2], starts[2]..seq(last) + 1] {
+        let pts: Vec<u64> = w.clone().map(|s| by_seq[&s]["pts_ms"].as_u64().expect("pts")).collect();
+        assert!(pts.windows(2).all(|p| p[1] >= p[0]), "seqs {w:?} mix two runs (pts {pts:?})");
+    }
+    // Run B's events that were only in the outbox when it was killed arrived after the restart.
+    assert!(
+        starts[2] - 1 > delivered_before_kill,
+        "the kill left nothing undelivered (delivered up to {delivered_before_kill}, run C starts at {})",
+        starts[2]
+    );
+    let ids: std::collections::HashSet<&str> = by_seq.values().map(|e| e["event_id"].as_str().expect("id")).collect();
+    assert_eq!(ids.len(), by_seq.len(), "every seq has its own event_id");
+}
+
+/// A broker far away: 150 ms each way (300 ms round trip) between the agent and Mosquitto.
+/// The agent still connects, delivers every event of the clip in order, and says `online`,
+/// then `offline` when it exits normally.
+#[test]
+fn a_broker_300_ms_away_gets_every_event() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker = Mosquitto::start();
+    let sub = Subscriber::start(broker.port, "e2e-sub-far", false);
+    let proxy = DelayProxy::start(broker.addr(), Duration::from_millis(150));
+    let clip = sample(CLIP);
+    let config = write_config(dir.path(), clip.to_str().expect("utf8 path"), "file", 1.0, proxy.port);
+    let log = dir.path().join("agent.log");
+    let state = dir.path().join("state");
+    let mut agent = Agent::spawn(&config, &state, &log);
+    let status = agent.wait_exit(Duration::from_secs(180));
+    assert!(status.success(), "edge-agent failed: {status}; log:\n{}", agent.log_text());
+    assert_eq!(outbox_depth(&state), 0, "every message was acknowledged before the agent exited; log:\n{}", agent.log_text());
+    let all = sub.wait_until("the final stopped status and offline", Duration::from_secs(30), &log, |all| {
+        count(all, |e| is_status(e, "stopped")) >= 1 && agent_status(all).last().map(String::as_str) == Some("offline")
+    });
+    let evs = events(&all);
+    assert_valid(&evs);
+    let seqs: Vec<u64> = evs.iter().map(seq).collect();
+    assert_eq!(seqs, (1..=evs.len() as u64).collect::<Vec<_>>(), "every event once, in order");
+    assert!(is_status(evs.last().expect("events"), "stopped"));
+    assert!(evs.iter().filter(|e| e["type"] == "counts").count() >= 8, "the 8.4 s clip has 8 full counts intervals");
+    assert_eq!(agent_status(&all), ["online", "offline"]);
+}
