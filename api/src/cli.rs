@@ -62,7 +62,10 @@ pub struct ServeArgs {
     /// MQTT client id (stable: the broker keeps this replica's session). Default: ioc-api-<hostname>.
     #[arg(long)]
     pub mqtt_client_id: Option<String>,
-    /// Shared-subscription group: replicas with the same group split the messages.
+    /// Shared-subscription group: replicas with the same group split the messages. The broker
+    /// keeps a stopped replica's session and queues its share there until it returns (Mosquitto
+    /// 2.0 does not hand it to the others): retire a replica for good only after restarting it
+    /// once more with the same --mqtt-client-id to drain its queue.
     #[arg(long, default_value = "ioc-api")]
     pub mqtt_share_group: String,
 }

@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS};
 use roadsight_events::topics::{self, Topic};
-use tokio::sync::mpsc;
+use roadsight_events::Event;
+use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS, SubscribeReasonCode};
+use tokio::sync::{mpsc, watch};
 
 use crate::ingest::{parse_event, Ingestor};
 use crate::snapshots::SnapshotStore;
@@ -51,15 +52,27 @@ impl MqttSettings {
     }
 }
 
-/// Messages handed from the network task to the committing task. Full-policy: block (the
-/// network task stops reading; the broker holds the rest).
-const PIPE_CAPACITY: usize = 256;
+/// Largest batch committed in one transaction.
 const BATCH: usize = 64;
 
+/// How long shutdown waits for the last acknowledgements and the DISCONNECT to be written.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Runs until `shutdown` resolves.
-pub async fn run(settings: MqttSettings, ingestor: Ingestor, snapshots: SnapshotStore, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+///
+/// Two tasks: this one turns rumqttc's event loop (the only thing that writes to the socket,
+/// acknowledgements included), the commit task stores batches and then acknowledges them.
+/// The hand-over between them is unbounded on purpose: with manual acknowledgement the broker
+/// never has more unacknowledged QoS 1 messages out to this client than its in-flight window
+/// (`max_inflight_messages`), so that window bounds what is held here. A bounded hand-over
+/// that blocked this task would also stop the event loop from writing the commit task's
+/// PUBACKs — both tasks would wait on each other forever once the broker's window exceeded
+/// the hand-over plus rumqttc's request channel.
+pub async fn run(settings: MqttSettings, ingestor: Ingestor, snapshots: SnapshotStore, mut shutdown: watch::Receiver<bool>) {
     let mut opts = MqttOptions::new(settings.client_id.clone(), settings.host.clone(), settings.port);
     opts.set_keep_alive(Duration::from_secs(15));
+    // A persistent session: while this replica is down (or between a message's delivery and
+    // its acknowledgement) the broker keeps what is addressed to it and redelivers it.
     opts.set_clean_session(false);
     opts.set_manual_acks(true);
     opts.set_max_packet_size(16 << 20, 16 << 20);
@@ -67,31 +80,47 @@ pub async fn run(settings: MqttSettings, ingestor: Ingestor, snapshots: Snapshot
         opts.set_credentials(u.clone(), p.clone());
     }
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
-    let (tx, rx) = mpsc::channel::<Publish>(PIPE_CAPACITY);
-    let worker = tokio::spawn(commit_loop(rx, client.clone(), ingestor, snapshots));
+    let (tx, rx) = mpsc::unbounded_channel::<Publish>();
+    let mut worker = tokio::spawn(commit_loop(rx, client.clone(), ingestor, snapshots, shutdown.clone()));
     let filters = [topics::ALL_EVENTS, topics::ALL_SNAPSHOTS, topics::ALL_AGENT_STATUS].map(|f| settings.filter(f));
+    let broker = format!("{}:{}", settings.host, settings.port);
+    // Subscriptions still to hand to the event loop. `try_subscribe`, never `subscribe().await`:
+    // only this task drains rumqttc's request channel, so waiting here for room in it could
+    // wait forever. What does not fit now is retried after the next poll.
+    let mut unsubscribed: Vec<String> = Vec::new();
     loop {
+        unsubscribed.retain(|f| match client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
+            Ok(()) => false,
+            Err(e) => {
+                tracing::debug!("subscribing to {f}: {e}; retrying");
+                true
+            }
+        });
         let polled = tokio::select! {
             _ = shutdown.changed() => break,
             p = eventloop.poll() => p,
         };
         match polled {
             Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
-                tracing::info!(broker = %format!("{}:{}", settings.host, settings.port), session_present = ack.session_present, "MQTT connected");
-                for f in &filters {
-                    if let Err(e) = client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
-                        tracing::error!("subscribing to {f}: {e}");
-                    }
+                tracing::info!(%broker, client_id = %settings.client_id, session_present = ack.session_present, "MQTT connected");
+                // Subscribe on every connection: harmless when the session kept the
+                // subscriptions, and needed when the broker lost the session.
+                unsubscribed = filters.to_vec();
+            }
+            Ok(MqttEvent::Incoming(Packet::SubAck(ack))) => {
+                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
+                    tracing::error!(%broker, "MQTT subscription refused by the broker (check its ACL for {filters:?})");
                 }
             }
             Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
-                if tx.send(p).await.is_err() {
+                if tx.send(p).is_err() {
+                    tracing::error!("MQTT commit task ended unexpectedly; stopping ingest");
                     break;
                 }
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!("MQTT {}:{}: {e}; reconnecting", settings.host, settings.port);
+                tracing::warn!("MQTT {broker}: {e}; reconnecting");
                 tokio::select! {
                     _ = shutdown.changed() => break,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -100,11 +129,61 @@ pub async fn run(settings: MqttSettings, ingestor: Ingestor, snapshots: Snapshot
         }
     }
     drop(tx);
-    let _ = worker.await;
-    let _ = client.disconnect().await;
+    drain(&mut eventloop, &mut worker).await;
+    disconnect(&client, &mut eventloop, &broker).await;
 }
 
-async fn commit_loop(mut rx: mpsc::Receiver<Publish>, client: AsyncClient, ingestor: Ingestor, snapshots: SnapshotStore) {
+/// Keeps the event loop turning until the commit task has committed (and acknowledged) what
+/// it holds: its PUBACKs only reach the broker through `poll()`. Messages arriving meanwhile
+/// are neither stored nor acknowledged; the broker redelivers them to the session later.
+async fn drain(eventloop: &mut EventLoop, worker: &mut tokio::task::JoinHandle<()>) {
+    loop {
+        tokio::select! {
+            _ = &mut *worker => return,
+            p = eventloop.poll() => {
+                if p.is_err() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Sends DISCONNECT after the acknowledgements queued before it, so the broker neither
+/// redelivers committed messages nor publishes a will.
+async fn disconnect(client: &AsyncClient, eventloop: &mut EventLoop, broker: &str) {
+    if client.try_disconnect().is_err() {
+        return;
+    }
+    let flushed = tokio::time::timeout(FLUSH_TIMEOUT, async {
+        loop {
+            match eventloop.poll().await {
+                Ok(MqttEvent::Outgoing(Outgoing::Disconnect)) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    if flushed.is_err() {
+        tracing::warn!("MQTT {broker}: disconnect not written within {FLUSH_TIMEOUT:?}");
+    }
+}
+
+/// Waits until shutdown was requested (immediately when it already was).
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        // The sender is gone: nobody can ask to stop any more.
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn commit_loop(
+    mut rx: mpsc::UnboundedReceiver<Publish>,
+    client: AsyncClient,
+    ingestor: Ingestor,
+    snapshots: SnapshotStore,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -114,7 +193,11 @@ async fn commit_loop(mut rx: mpsc::Receiver<Publish>, client: AsyncClient, inges
                 Err(_) => break,
             }
         }
-        commit(&batch, &ingestor, &snapshots).await;
+        if commit(&batch, &ingestor, &snapshots, &mut shutdown).await == Committed::Abandoned {
+            tracing::warn!("stopping with {} MQTT messages not stored; the broker will redeliver them", batch.len());
+            return;
+        }
+        // Only now, after the commit: a crash before this line makes the broker redeliver.
         for p in batch.drain(..) {
             if let Err(e) = client.ack(&p).await {
                 tracing::warn!("MQTT ack: {e}");
@@ -123,20 +206,29 @@ async fn commit_loop(mut rx: mpsc::Receiver<Publish>, client: AsyncClient, inges
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Committed {
+    /// Everything is stored, or was rejected for good: acknowledge the whole batch.
+    Done,
+    /// Shutdown came while the store was failing: acknowledge nothing.
+    Abandoned,
+}
+
 /// Commits what a batch carries; retries (without acknowledging) while the store fails.
-async fn commit(batch: &[Publish], ingestor: &Ingestor, snapshots: &SnapshotStore) {
+/// Messages that can never be stored (malformed, wrong topic) are counted as rejected and
+/// reported as done so that they are acknowledged: otherwise the broker would redeliver
+/// them forever.
+async fn commit(batch: &[Publish], ingestor: &Ingestor, snapshots: &SnapshotStore, shutdown: &mut watch::Receiver<bool>) -> Committed {
     let mut events = Vec::new();
     for p in batch {
         match topics::parse(&p.topic) {
-            Some(Topic::Events { .. }) => {
-                match serde_json::from_slice(&p.payload).map_err(|e| e.to_string()).and_then(parse_event) {
-                    Ok(e) => events.push(e),
-                    Err(err) => {
-                        ingestor.metrics().rejected("mqtt");
-                        tracing::warn!(topic = %p.topic, "rejected message: {err}");
-                    }
+            Some(Topic::Events { site, camera }) => match event_from(&p.payload, site, camera) {
+                Ok(e) => events.push(e),
+                Err(err) => {
+                    ingestor.metrics().rejected("mqtt");
+                    tracing::warn!(topic = %p.topic, "rejected message: {err}");
                 }
-            }
+            },
             Some(Topic::Snapshot { site, camera, snapshot_id }) => {
                 let mut delay = Duration::from_millis(200);
                 while let Err(e) = snapshots.save(ingestor.store(), snapshot_id, site, camera, &p.payload).await {
@@ -146,8 +238,9 @@ async fn commit(batch: &[Publish], ingestor: &Ingestor, snapshots: &SnapshotStor
                         break;
                     }
                     tracing::error!("storing snapshot {snapshot_id}: {e}; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
+                    if !backoff(&mut delay, shutdown).await {
+                        return Committed::Abandoned;
+                    }
                 }
             }
             Some(Topic::AgentStatus { site, agent }) => {
@@ -157,23 +250,50 @@ async fn commit(batch: &[Publish], ingestor: &Ingestor, snapshots: &SnapshotStor
         }
     }
     if events.is_empty() {
-        return;
+        return Committed::Done;
     }
     let mut delay = Duration::from_millis(200);
     loop {
         match ingestor.ingest(events.clone(), "mqtt").await {
-            Ok(_) => return,
+            Ok(_) => return Committed::Done,
             Err(crate::ingest::IngestError::Invalid(e)) => {
+                // Cannot happen for events that passed `event_from`; never retried.
                 tracing::warn!("rejected batch: {e}");
-                return;
+                return Committed::Done;
             }
             Err(e) => {
                 tracing::error!("storing {} events: {e}; retrying, not acknowledged", events.len());
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
+                if !backoff(&mut delay, shutdown).await {
+                    return Committed::Abandoned;
+                }
             }
         }
     }
+}
+
+/// Sleeps `delay` (then doubles it, up to 10 s); false when shutdown came first.
+async fn backoff(delay: &mut Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let slept = tokio::select! {
+        _ = stopping(shutdown) => false,
+        _ = tokio::time::sleep(*delay) => true,
+    };
+    *delay = (*delay * 2).min(Duration::from_secs(10));
+    slept
+}
+
+/// Parses an event received on the events topic of `site`/`camera`. An event must travel on
+/// its own camera's topic: broker ACLs grant agents topics, so an event claiming another
+/// camera is refused rather than stored under it.
+fn event_from(payload: &[u8], site: &str, camera: &str) -> Result<Event, String> {
+    let value = serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
+    let e = parse_event(value)?;
+    if e.site_id != site || e.camera_id != camera {
+        return Err(format!(
+            "event of camera {}/{} on the topic of camera {site}/{camera}",
+            e.site_id, e.camera_id
+        ));
+    }
+    Ok(e)
 }
 
 #[cfg(test)]

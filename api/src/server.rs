@@ -38,6 +38,9 @@ pub async fn serve(args: ServeArgs, shutdown: impl std::future::Future<Output = 
         broker = Some(b);
         Some(format!("mqtt://{addr}"))
     };
+    // Bind before ingest starts: when the port is taken, nothing runs on in the background.
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let mqtt_task = match mqtt_url {
         Some(url) => {
             let client_id = args.mqtt_client_id.clone().unwrap_or_else(|| format!("ioc-api-{}", hostname()));
@@ -48,8 +51,6 @@ pub async fn serve(args: ServeArgs, shutdown: impl std::future::Future<Output = 
     };
 
     let state = Arc::new(AppState { ingestor, snapshots });
-    let listener =
-        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!("ioc-api listening on http://{}", listener.local_addr()?);
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
     let _ = stop_tx.send(true);
