@@ -50,9 +50,12 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub db: DbArgs,
-    /// External MQTT broker to ingest from: mqtt://[user:pass@]host[:port].
+    /// External MQTT broker to ingest from: mqtt://[user:pass@]host[:port] (port 1883), or
+    /// mqtts://… for TLS (port 8883).
     #[arg(long, conflicts_with = "embedded_broker")]
     pub mqtt: Option<String>,
+    #[command(flatten)]
+    pub mqtt_tls: MqttTlsArgs,
     /// Run the built-in MQTT broker on this address (default when --mqtt is not given: 127.0.0.1:1883).
     #[arg(long)]
     pub embedded_broker: Option<SocketAddr>,
@@ -68,6 +71,21 @@ pub struct ServeArgs {
     /// once more with the same --mqtt-client-id to drain its queue.
     #[arg(long, default_value = "ioc-api")]
     pub mqtt_share_group: String,
+}
+
+/// PEM files for an `mqtts://` --mqtt.
+#[derive(Debug, clap::Args, Clone, Default)]
+pub struct MqttTlsArgs {
+    /// With an mqtts:// --mqtt: PEM file of the CA that signed the broker's certificate.
+    /// Default: the system's root certificates.
+    #[arg(id = "mqtt_ca", long = "mqtt-ca", value_name = "FILE", requires = "mqtt")]
+    pub ca: Option<PathBuf>,
+    /// With an mqtts:// --mqtt: PEM client certificate (chain), for brokers that require one.
+    #[arg(id = "mqtt_cert", long = "mqtt-cert", value_name = "FILE", requires_all = ["mqtt", "mqtt_key"])]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of --mqtt-cert.
+    #[arg(id = "mqtt_key", long = "mqtt-key", value_name = "FILE", requires_all = ["mqtt", "mqtt_cert"])]
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -44,7 +44,7 @@ pub async fn serve(args: ServeArgs, shutdown: impl std::future::Future<Output = 
     let mqtt_task = match mqtt_url {
         Some(url) => {
             let client_id = args.mqtt_client_id.clone().unwrap_or_else(|| format!("ioc-api-{}", hostname()));
-            let settings = MqttSettings::from_url(&url, &client_id, Some(args.mqtt_share_group.clone()))?;
+            let settings = MqttSettings::from_url(&url, &client_id, Some(args.mqtt_share_group.clone()), &args.mqtt_tls)?;
             Some(tokio::spawn(crate::mqtt::run(settings, ingestor.clone(), snapshots.clone(), stop_rx.clone())))
         }
         None => None,

@@ -67,11 +67,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::SimulateCamera(cmd) => {
             let cam = roadsight_pipeline::source::rtsp_server::SimulatedCamera::start(&cmd.input, &cmd.address, cmd.port, &cmd.mount)?;
             println!("{}", cam.url(&cmd.address));
-            let stop = Arc::new(AtomicBool::new(false));
-            {
-                let stop = Arc::clone(&stop);
-                ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))?;
-            }
+            let stop = stop_on_signals()?;
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -91,19 +87,46 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn run_cmd(cmd: cli::RunCmd, ort_override: Option<std::path::PathBuf>) -> anyhow::Result<()> {
-    let mut config = config::load(&cmd.config)?;
-    if let Some(dir) = cmd.state_dir {
-        config.state_dir = dir;
+/// A flag set by SIGINT or SIGTERM (graceful stop).
+fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    Ok(stop)
+}
+
+/// The config as the command line gives it: the file plus the command line's overrides.
+fn load_run_config(
+    path: &std::path::Path,
+    state_dir: Option<&std::path::Path>,
+    ort_override: Option<&std::path::Path>,
+) -> anyhow::Result<config::AgentConfig> {
+    let mut config = config::load(path)?;
+    if let Some(dir) = state_dir {
+        config.state_dir = dir.to_path_buf();
     }
     if let Some(lib) = ort_override {
-        config.ort_lib = lib;
+        config.ort_lib = lib.to_path_buf();
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))?;
-    }
+    Ok(config)
+}
+
+fn run_cmd(cmd: cli::RunCmd, ort_override: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let config = load_run_config(&cmd.config, cmd.state_dir.as_deref(), ort_override.as_deref())?;
+    // SIGINT/SIGTERM: graceful stop. SIGHUP: reload the camera list and rules (the file is
+    // also watched for changes).
+    let stop = stop_on_signals()?;
+    let hangup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hangup))?;
+    let reload = {
+        let (path, state_dir) = (cmd.config.clone(), cmd.state_dir.clone());
+        run::Reload {
+            path: cmd.config.clone(),
+            hangup,
+            load: Box::new(move || load_run_config(&path, state_dir.as_deref(), ort_override.as_deref())),
+        }
+    };
     let delivery = match (&cmd.events, &config.mqtt) {
         (Some(p), _) => run::Delivery::JsonLines(Some(p.clone())),
         (None, Some(m)) => run::Delivery::Mqtt(m.clone()),
@@ -113,6 +136,8 @@ fn run_cmd(cmd: cli::RunCmd, ort_override: Option<std::path::PathBuf>) -> anyhow
         stall_timeout: Duration::from_secs(cmd.stall_timeout_secs),
         delivery,
         drain_timeout: Duration::from_secs(cmd.drain_timeout_secs),
+        http_listen: cmd.http_listen.or(config.http_listen),
+        reload: Some(reload),
     };
     let results = run::run(&config, stop, &options)?;
     let mut failed = Vec::new();

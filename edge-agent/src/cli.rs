@@ -139,6 +139,10 @@ pub struct RunCmd {
     /// Reconnect a live camera after this many seconds without a frame.
     #[arg(long, default_value_t = 10)]
     pub stall_timeout_secs: u64,
+    /// Serve `/metrics` (Prometheus) and `/health` (JSON) on this address, e.g.
+    /// 127.0.0.1:9108; overrides the config's `http_listen`.
+    #[arg(long)]
+    pub http_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

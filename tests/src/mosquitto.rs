@@ -11,6 +11,8 @@ use crate::net::{free_port, wait_listening};
 
 pub struct Mosquitto {
     pub port: u16,
+    /// The TLS listener's port, for a broker started with [`Mosquitto::start_tls`].
+    pub tls_port: Option<u16>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -23,6 +25,23 @@ impl Mosquitto {
 
     /// Starts a broker with extra `mosquitto.conf` lines (TLS listeners, auth, …).
     pub fn start_with(extra_conf: &[&str]) -> Mosquitto {
+        Self::start_conf(extra_conf, None)
+    }
+
+    /// Starts a broker that also has a TLS listener on 127.0.0.1:[`Mosquitto::tls_port`].
+    /// `tls_listener` are that listener's lines (`cafile`, `certfile`, `keyfile`,
+    /// `require_certificate true`, …); `extra_conf` are global lines (`password_file`, …),
+    /// written before the listeners' own lines.
+    pub fn start_tls(tls_listener: &[&str], extra_conf: &[&str]) -> Mosquitto {
+        let tls_port = free_port();
+        let listener = format!("listener {tls_port} 127.0.0.1");
+        let mut conf: Vec<&str> = extra_conf.to_vec();
+        conf.push(&listener);
+        conf.extend_from_slice(tls_listener);
+        Self::start_conf(&conf, Some(tls_port))
+    }
+
+    fn start_conf(extra_conf: &[&str], tls_port: Option<u16>) -> Mosquitto {
         let dir = tempfile::tempdir().expect("temp dir for mosquitto");
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
@@ -37,7 +56,7 @@ impl Mosquitto {
             text.push('\n');
         }
         std::fs::write(&conf, text).expect("write mosquitto.conf");
-        let mut m = Mosquitto { port, dir, child: None };
+        let mut m = Mosquitto { port, tls_port, dir, child: None };
         m.restart();
         m
     }
@@ -48,6 +67,11 @@ impl Mosquitto {
 
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// `mqtts://127.0.0.1:<tls_port>` (a broker started with [`Mosquitto::start_tls`]).
+    pub fn tls_url(&self) -> String {
+        format!("mqtts://127.0.0.1:{}", self.tls_port.expect("a broker started with start_tls"))
     }
 
     pub fn dir(&self) -> PathBuf {
@@ -66,6 +90,10 @@ impl Mosquitto {
             .expect("running mosquitto (install it with scripts/setup.sh)");
         self.child = Some(child);
         assert!(wait_listening(self.addr(), Duration::from_secs(10)), "mosquitto did not listen on {}", self.addr());
+        if let Some(p) = self.tls_port {
+            let tls = SocketAddr::from(([127, 0, 0, 1], p));
+            assert!(wait_listening(tls, Duration::from_secs(10)), "mosquitto did not listen with TLS on {tls}");
+        }
     }
 
     /// Stops the broker gracefully (SIGTERM: it saves its persistence file).

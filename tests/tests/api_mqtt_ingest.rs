@@ -210,6 +210,7 @@ impl Config {
             no_mqtt: false,
             mqtt_client_id: Some(self.client_id.clone()),
             mqtt_share_group: self.share_group.clone(),
+            mqtt_tls: Default::default(),
         }
     }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{edge_agent_bin, sample};
 use roadsight_pipeline::source::rtsp_server::SimulatedCamera;
-use roadsight_tests::net::free_port;
+use roadsight_tests::net::{free_port, http_get};
 use serde_json::Value;
 
 const CLIP: &str = "intersection_day_960x540.mp4";
@@ -26,20 +26,31 @@ fn camera_block(id: &str, source: &str) -> String {
     )
 }
 
+/// Writes an agent config with these cameras; `extra` is appended to the first camera's block.
+fn write_config(path: &Path, cameras: &[(&str, String)], extra: &str) {
+    let mut config = String::from("site_id = \"faults\"\nagent_id = \"fault-agent\"\n\n");
+    for (i, (id, source)) in cameras.iter().enumerate() {
+        config.push_str(&camera_block(id, source));
+        if i == 0 {
+            config.push_str(extra);
+        }
+    }
+    std::fs::write(path, config).expect("write config");
+}
+
 struct Agent {
     child: Child,
     events: PathBuf,
+    /// The agent's operations endpoint (`/metrics`, `/health`).
+    ops: std::net::SocketAddr,
 }
 
 impl Agent {
     fn start(dir: &Path, cameras: &[(&str, String)]) -> Agent {
-        let mut config = String::from("site_id = \"faults\"\nagent_id = \"fault-agent\"\n\n");
-        for (id, source) in cameras {
-            config.push_str(&camera_block(id, source));
-        }
         let path = dir.join("agent.toml");
-        std::fs::write(&path, config).expect("write config");
+        write_config(&path, cameras, "");
         let events = dir.join("events.jsonl");
+        let ops = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
         let child = Command::new(edge_agent_bin())
             .args(["run", "--config"])
             .arg(&path)
@@ -47,11 +58,24 @@ impl Agent {
             .arg(&events)
             .arg("--state-dir")
             .arg(dir.join("state"))
-            .args(["--stall-timeout-secs", "3", "--log", "warn"])
+            .args(["--stall-timeout-secs", "3", "--log", "warn", "--http-listen", &ops.to_string()])
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting edge-agent");
-        Agent { child, events }
+        Agent { child, events, ops }
+    }
+
+    /// `/health` as JSON.
+    fn health(&self) -> Value {
+        let (status, body) = http_get(self.ops, "/health").expect("GET /health");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("/health is JSON")
+    }
+
+    fn metrics(&self) -> String {
+        let (status, body) = http_get(self.ops, "/metrics").expect("GET /metrics");
+        assert_eq!(status, 200, "{body}");
+        body
     }
 
     fn statuses(&self, camera: &str) -> Vec<(String, Option<String>)> {
@@ -145,10 +169,39 @@ fn frames_in(dir: &Path, cameras: &[(&str, String)], good: &str, secs: u64) -> (
     let agent = Agent::start(dir, cameras);
     agent.wait_for(good, "running", 1, Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(secs));
+    check_operations_endpoint(&agent, cameras, good);
     let events = agent.events.clone();
     let (status, stderr) = agent.stop();
     assert!(status.success(), "agent exits cleanly: {status}\n{stderr}");
     (frames_of(&stderr, good), events, stderr)
+}
+
+/// `/health` shows the good camera running with a frame rate and the others retrying with
+/// their reason; `/metrics` counts the good camera's frames and never shows a credential.
+fn check_operations_endpoint(agent: &Agent, cameras: &[(&str, String)], good: &str) {
+    let health = agent.health();
+    assert_eq!(health["status"], if cameras.len() == 1 { "ok" } else { "degraded" }, "{health}");
+    let g = &health["cameras"][good];
+    assert_eq!(g["state"], "running", "{health}");
+    assert!(g["fps"].as_f64().unwrap_or(0.0) > 5.0, "the good camera reports its fps: {health}");
+    assert!(g["last_frame_age_secs"].as_f64().unwrap_or(99.0) < 2.0, "{health}");
+    for (id, _) in cameras.iter().filter(|(id, _)| *id != good) {
+        let c = &health["cameras"][id];
+        assert_eq!(c["state"], "retrying", "{id}: {health}");
+        assert!(c["reason"].as_str().is_some_and(|r| !r.is_empty()), "{id}: {health}");
+        assert!(c["reconnects"].as_u64().unwrap_or(0) >= 1, "{id}: {health}");
+    }
+    let metrics = agent.metrics();
+    let frames_line = format!("roadsight_agent_frames_processed_total{{camera=\"{good}\"}}");
+    let frames: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&frames_line))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {frames_line} in:\n{metrics}"));
+    assert!(frames > 50.0, "{frames_line} = {frames}");
+    assert!(metrics.contains("roadsight_agent_stage_seconds_bucket"), "stage histograms exported");
+    assert!(metrics.contains("roadsight_agent_outbox_depth"), "outbox depth exported");
+    assert!(!metrics.contains("wrong-pass") && !health.to_string().contains("wrong-pass"), "no credentials");
 }
 
 #[test]
@@ -191,4 +244,47 @@ fn dead_camera_urls_leave_the_good_camera_at_full_rate() {
     for text in [&events, &stderr] {
         assert!(!text.contains("wrong-pass"), "credentials never appear in events or logs");
     }
+}
+
+#[test]
+fn reload_starts_stops_and_restarts_only_the_cameras_it_changes() {
+    let clip = sample(CLIP);
+    let serve = |mount: &str| SimulatedCamera::start(&clip, "127.0.0.1", 0, mount).expect("RTSP camera");
+    let (a, b, c) = (serve("/a"), serve("/b"), serve("/c"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("agent.toml");
+    let (url_a, url_b, url_c) = (a.url("127.0.0.1"), b.url("127.0.0.1"), c.url("127.0.0.1"));
+    let agent = Agent::start(dir.path(), &[("a", url_a.clone()), ("b", url_b)]);
+    agent.wait_for("a", "running", 1, Duration::from_secs(60));
+    agent.wait_for("b", "running", 1, Duration::from_secs(60));
+    let hangup = || {
+        let status = Command::new("kill").arg("-HUP").arg(agent.child.id().to_string()).status().expect("kill -HUP");
+        assert!(status.success());
+    };
+
+    // b removed, c added, a untouched: SIGHUP.
+    write_config(&config, &[("a", url_a.clone()), ("c", url_c.clone())], "");
+    hangup();
+    agent.wait_for("c", "running", 1, Duration::from_secs(60));
+    agent.wait_for("b", "stopped", 1, Duration::from_secs(30));
+    let a_states: Vec<String> = agent.statuses("a").into_iter().map(|(s, _)| s).collect();
+    assert_eq!(a_states, ["connecting", "running"], "camera a kept running through the reload");
+
+    // A config that does not validate changes nothing.
+    std::fs::write(&config, "site_id = \"faults\"\n[[cameras]]\nid = \"a\"\nsource = \"x\"\ncolour = 3\n").expect("write");
+    hangup();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(agent.count("a", "stopped") + agent.count("c", "stopped"), 0, "a bad config stops nothing");
+    assert!(agent.health()["cameras"]["c"]["state"] == "running");
+
+    // a's rules change (file edit, no signal: the file is watched): only a restarts.
+    write_config(&config, &[("a", url_a), ("c", url_c)], "[[cameras.zones]]\nid = \"box\"\npolygon = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]\n\n");
+    agent.wait_for("a", "stopped", 1, Duration::from_secs(30));
+    agent.wait_for("a", "running", 2, Duration::from_secs(60));
+    assert_eq!(agent.count("c", "connecting"), 1, "c was not restarted by a's change");
+    let health = agent.health();
+    assert!(health["cameras"].get("b").is_none(), "removed cameras leave /health: {health}");
+
+    let (status, stderr) = agent.stop();
+    assert!(status.success(), "{status}\n{stderr}");
 }

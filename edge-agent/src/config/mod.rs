@@ -5,6 +5,7 @@ pub mod raw;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,8 @@ use roadsight_pipeline::analytics::{Anchor, AnalyticsConfig, IncidentConfig, Lin
 use roadsight_pipeline::detect::DetectorOptions;
 use roadsight_pipeline::source::{redact_uri, Pacing};
 use roadsight_pipeline::track::TrackerConfig;
+
+use crate::run::mqtt::{self, MqttSettings};
 
 /// Default origin of stream time for file sources: replaying a clip gives identical times.
 pub const DEFAULT_FILE_EPOCH: &str = "2020-01-01T00:00:00Z";
@@ -36,7 +39,9 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     pub ort_lib: PathBuf,
     pub outbox_max_bytes: i64,
-    pub mqtt: Option<crate::run::mqtt::MqttSettings>,
+    /// Where to serve `/metrics` and `/health` (none: not served).
+    pub http_listen: Option<std::net::SocketAddr>,
+    pub mqtt: Option<MqttSettings>,
     pub cameras: Vec<CameraConfig>,
 }
 
@@ -97,6 +102,80 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "edge-agent".into())
 }
 
+/// The `[mqtt]` section; `None` (with errors added) when it cannot be used.
+fn mqtt_settings(errs: &mut Errors, m: raw::RawMqtt, site_id: &str, agent_id: &str, base: &Path) -> Option<MqttSettings> {
+    let url = MqttSettings::parse_url(&m.url).map_err(|e| errs.add("mqtt.url", e)).ok();
+    let tls = mqtt_tls(errs, &m, url.as_ref().is_some_and(|u| u.tls), base);
+    if m.password.is_some() && m.username.is_none() {
+        errs.add("mqtt.password", "set without mqtt.username");
+    }
+    let url = url?;
+    Some(MqttSettings {
+        host: url.host,
+        port: url.port,
+        client_id: m.client_id.unwrap_or_else(|| format!("roadsight-{agent_id}")),
+        username: m.username,
+        password: m.password,
+        keep_alive: Duration::from_secs(m.keep_alive_secs.unwrap_or(15).max(5)),
+        site_id: site_id.to_owned(),
+        agent_id: agent_id.to_owned(),
+        tls: tls?,
+    })
+}
+
+/// TLS set-up of the `[mqtt]` section: `Some(None)` for plain `mqtt://`, `None` on errors.
+fn mqtt_tls(errs: &mut Errors, m: &raw::RawMqtt, tls: bool, base: &Path) -> Option<Option<Arc<rustls::ClientConfig>>> {
+    let files = [("mqtt.ca_file", &m.ca_file), ("mqtt.client_cert_file", &m.client_cert_file), ("mqtt.client_key_file", &m.client_key_file)];
+    if !tls {
+        for (key, _) in files.iter().filter(|(_, f)| f.is_some()) {
+            errs.add(key, "only used with an mqtts:// URL (mqtt.url is plain mqtt://)");
+        }
+        return Some(None);
+    }
+    let before = errs.0.len();
+    let ca = m.ca_file.as_ref().and_then(|f| read_pem(errs, "mqtt.ca_file", f, base, mqtt::pem_certs));
+    let chain = m.client_cert_file.as_ref().and_then(|f| read_pem(errs, "mqtt.client_cert_file", f, base, mqtt::pem_certs));
+    let key = m.client_key_file.as_ref().and_then(|f| read_pem(errs, "mqtt.client_key_file", f, base, mqtt::pem_key));
+    match (&m.client_cert_file, &m.client_key_file) {
+        (Some(_), None) => errs.add("mqtt.client_key_file", "must be set with mqtt.client_cert_file"),
+        (None, Some(_)) => errs.add("mqtt.client_cert_file", "must be set with mqtt.client_key_file"),
+        _ => {}
+    }
+    if errs.0.len() > before {
+        return None;
+    }
+    let shown = |f: &Option<String>| f.as_deref().map(|f| base.join(f).display().to_string()).unwrap_or_default();
+    match mqtt::tls_config(ca, chain.zip(key)) {
+        Ok(c) => Some(Some(c)),
+        Err(e) => {
+            match e {
+                mqtt::TlsSetupError::SystemRoots(e) => errs.add("mqtt.ca_file", e),
+                mqtt::TlsSetupError::Ca(e) => errs.add("mqtt.ca_file", format!("{}: {e}", shown(&m.ca_file))),
+                // rustls checks that the key belongs to the certificate.
+                mqtt::TlsSetupError::ClientAuth(e) => errs.add("mqtt.client_key_file", format!("{}: {e}", shown(&m.client_key_file))),
+            }
+            None
+        }
+    }
+}
+
+/// Reads the PEM file `file` (relative to `base`) and parses it; errors name key and path.
+fn read_pem<T>(errs: &mut Errors, key: &str, file: &str, base: &Path, parse: fn(&[u8]) -> Result<T, String>) -> Option<T> {
+    let path = base.join(file);
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            errs.add(key, format!("{}: not found", path.display()));
+            return None;
+        }
+        Err(e) => {
+            errs.add(key, format!("{}: {e}", path.display()));
+            return None;
+        }
+    };
+    parse(&text).map_err(|e| errs.add(key, format!("{}: {e}", path.display()))).ok()
+}
+
 /// Checks a raw config; `base` resolves relative paths (the config file's folder).
 pub fn validate(raw: raw::RawConfig, base: &Path) -> Result<AgentConfig, Vec<String>> {
     let mut errs = Errors::default();
@@ -127,26 +206,15 @@ pub fn validate(raw: raw::RawConfig, base: &Path) -> Result<AgentConfig, Vec<Str
         Some(mb) => (mb as i64) << 20,
         None => 1024 << 20,
     };
-    let mqtt = raw.mqtt.and_then(|m| match crate::run::mqtt::MqttSettings::parse_url(&m.url) {
-        Ok((host, port)) => Some(crate::run::mqtt::MqttSettings {
-            host,
-            port,
-            client_id: m.client_id.unwrap_or_else(|| format!("roadsight-{agent_id}")),
-            username: m.username,
-            password: m.password,
-            keep_alive: std::time::Duration::from_secs(m.keep_alive_secs.unwrap_or(15).max(5)),
-            site_id: raw.site_id.clone(),
-            agent_id: agent_id.clone(),
-        }),
-        Err(e) => {
-            errs.add("mqtt.url", e);
-            None
-        }
+    let http_listen = raw.http_listen.as_deref().and_then(|a| {
+        a.parse().map_err(|e| errs.add("http_listen", format!("'{a}' is not an address like 127.0.0.1:9108 ({e})"))).ok()
     });
+    let mqtt = raw.mqtt.and_then(|m| mqtt_settings(&mut errs, m, &raw.site_id, &agent_id, base));
     let config = AgentConfig {
         site_id: raw.site_id,
         agent_id,
         outbox_max_bytes,
+        http_listen,
         mqtt,
         state_dir: raw.state_dir.map_or_else(default_state_dir, |p| base.join(p)),
         ort_lib: raw.onnxruntime_lib.map_or_else(roadsight_models::default_ort_library, |p| base.join(p)),
@@ -512,5 +580,47 @@ mod tests {
         assert_eq!(cam.pacing, Pacing::Latest);
         assert!(cam.clock_origin.is_none());
         assert!(!cam.display_source().contains("secret"));
+    }
+
+    fn mqtt_config(mqtt: &str) -> String {
+        format!("site_id = \"s\"\nagent_id = \"a\"\n[[cameras]]\nid = \"c1\"\nsource = \"rtsp://10.0.0.1/s\"\n[mqtt]\n{mqtt}\n")
+    }
+
+    #[test]
+    fn mqtt_tls_files_are_checked_with_their_key_paths() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").expect("write");
+        let text = mqtt_config(&format!(
+            "url = \"mqtts://broker\"\nca_file = \"{}\"\nclient_cert_file = \"{}\"\npassword = \"pw\"",
+            dir.path().join("missing.pem").display(),
+            junk.display()
+        ));
+        let errs = validate(toml::from_str(&text).expect("syntax"), dir.path()).expect_err("invalid");
+        let all = errs.join("\n");
+        for needle in [
+            format!("mqtt.ca_file: {}: not found", dir.path().join("missing.pem").display()),
+            format!("mqtt.client_cert_file: {}: no PEM certificate", junk.display()),
+            "mqtt.client_key_file: must be set with mqtt.client_cert_file".to_owned(),
+            "mqtt.password: set without mqtt.username".to_owned(),
+        ] {
+            assert!(all.contains(&needle), "missing '{needle}' in:\n{all}");
+        }
+        assert_eq!(errs.len(), 4, "{all}");
+        assert!(!all.contains("pw\""), "{all}");
+    }
+
+    #[test]
+    fn mqtt_tls_keys_need_an_mqtts_url() {
+        let errs = parse(&mqtt_config("url = \"mqtt://broker\"\nca_file = \"ca.pem\"")).expect_err("invalid");
+        assert_eq!(errs, vec!["mqtt.ca_file: only used with an mqtts:// URL (mqtt.url is plain mqtt://)".to_owned()]);
+    }
+
+    #[test]
+    fn mqtts_without_ca_uses_the_system_roots() {
+        // Needs the machine's root certificates (Debian: ca-certificates).
+        let cfg = parse(&mqtt_config("url = \"mqtts://broker\"\nusername = \"u\"\npassword = \"p\"")).expect("valid");
+        let m = cfg.mqtt.expect("mqtt");
+        assert_eq!((m.host.as_str(), m.port, m.tls.is_some()), ("broker", 8883, true));
     }
 }

@@ -18,6 +18,9 @@ pub struct RawConfig {
     /// Largest outbox on disk before event producers block (MiB, default 1024).
     #[serde(default)]
     pub outbox_max_mb: Option<u64>,
+    /// Local operations endpoint (`/metrics`, `/health`), e.g. "127.0.0.1:9108".
+    #[serde(default)]
+    pub http_listen: Option<String>,
     #[serde(default)]
     pub mqtt: Option<RawMqtt>,
     #[serde(default)]
@@ -27,8 +30,18 @@ pub struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMqtt {
-    /// `mqtt://host[:port]`.
+    /// `mqtt://host[:port]` (default port 1883) or `mqtts://host[:port]` (TLS, default 8883).
     pub url: String,
+    /// `mqtts://`: PEM file of the CA that signed the broker's certificate (relative to the
+    /// config file). Default: the system's root certificates.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// `mqtts://`: PEM certificate (chain) the agent presents to the broker (mutual TLS).
+    #[serde(default)]
+    pub client_cert_file: Option<String>,
+    /// PEM private key of `client_cert_file`.
+    #[serde(default)]
+    pub client_key_file: Option<String>,
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]

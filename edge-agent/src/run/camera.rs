@@ -13,6 +13,7 @@ use roadsight_pipeline::analytics::StreamClock;
 use roadsight_pipeline::source::{Pacing, SourceEvent, SourceSpec, VideoSource};
 
 use super::detection::CameraDetector;
+use super::telemetry::{Stage, Telemetry};
 use super::processor::{ClassMap, FrameProcessor};
 use super::outbox::Outbox;
 use super::stamp::EventStamper;
@@ -33,9 +34,9 @@ pub struct Shared {
     pub agent_id: String,
     /// Every event goes here first (durable; blocks when full).
     pub outbox: Arc<Outbox>,
-    pub stop: Arc<AtomicBool>,
     /// A live camera with no frame for this long is reconnected.
     pub stall_timeout: Duration,
+    pub telemetry: Arc<Telemetry>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -99,9 +100,12 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_secs_f64(base.min(MAX_BACKOFF_SECS) * (0.8 + 0.4 * fastrand::f64()))
 }
 
-pub struct CameraWorker<'a> {
-    cfg: &'a CameraConfig,
-    shared: &'a Shared,
+pub struct CameraWorker {
+    cfg: Arc<CameraConfig>,
+    shared: Arc<Shared>,
+    /// This camera's own stop (set when the agent stops, or when a reload removes or
+    /// changes this camera).
+    stop: Arc<AtomicBool>,
     detector: CameraDetector,
     processor: FrameProcessor,
     stamper: EventStamper,
@@ -110,8 +114,14 @@ pub struct CameraWorker<'a> {
     progress: ProgressBar,
 }
 
-impl<'a> CameraWorker<'a> {
-    pub fn new(cfg: &'a CameraConfig, shared: &'a Shared, detector: CameraDetector, progress: ProgressBar) -> anyhow::Result<Self> {
+impl CameraWorker {
+    pub fn new(
+        cfg: Arc<CameraConfig>,
+        shared: Arc<Shared>,
+        stop: Arc<AtomicBool>,
+        detector: CameraDetector,
+        progress: ProgressBar,
+    ) -> anyhow::Result<Self> {
         let live = cfg.pacing == Pacing::Latest;
         let origin = cfg.clock_origin.unwrap_or_else(Utc::now);
         let clock = StreamClock { origin };
@@ -123,6 +133,7 @@ impl<'a> CameraWorker<'a> {
             detector,
             cfg,
             shared,
+            stop,
             summary: CameraSummary::default(),
             progress,
         })
@@ -130,7 +141,7 @@ impl<'a> CameraWorker<'a> {
 
     fn emit(&mut self, pts: Duration, body: EventBody) -> anyhow::Result<()> {
         // Blocks while the outbox is full: events are never dropped.
-        self.stamper.emit(&self.shared.outbox, &self.shared.stop, pts, body).context("storing an event in the outbox")?;
+        self.stamper.emit(&self.shared.outbox, &self.stop, pts, body).context("storing an event in the outbox")?;
         self.summary.events += 1;
         Ok(())
     }
@@ -147,7 +158,7 @@ impl<'a> CameraWorker<'a> {
         let jpeg = crate::draw::snapshot_jpeg(view, object, 80)?;
         let snapshot_id = uuid::Uuid::now_v7();
         let topic = roadsight_events::topics::snapshot(&self.shared.site_id, &self.cfg.id, &snapshot_id.to_string());
-        self.shared.outbox.enqueue(&topic, &jpeg, false, &self.shared.stop)?;
+        self.shared.outbox.enqueue(&topic, &jpeg, false, &self.stop)?;
         incident.snapshot = Some(roadsight_events::SnapshotRef {
             snapshot_id,
             content_type: "image/jpeg".into(),
@@ -158,6 +169,7 @@ impl<'a> CameraWorker<'a> {
 
     fn set_health(&mut self, health: &Health) -> anyhow::Result<()> {
         let cam = self.cfg.id.as_str();
+        self.shared.telemetry.health(cam, health);
         match health {
             Health::Retrying { reason, attempt, next_in } => {
                 tracing::warn!(camera = cam, attempt, "retrying in {:.1} s: {reason}", next_in.as_secs_f32())
@@ -183,12 +195,23 @@ impl<'a> CameraWorker<'a> {
         self.emit(now, EventBody::CameraStatus(status))
     }
 
+    fn record_frame(&self, decoded_at: Instant, analytics: Duration) {
+        let (t, cam) = (&self.shared.telemetry, self.cfg.id.as_str());
+        let d = self.detector.timings();
+        t.frame(cam);
+        t.stage(cam, Stage::Preprocess, d.preprocess);
+        t.stage(cam, Stage::Inference, d.inference);
+        t.stage(cam, Stage::Postprocess, d.postprocess);
+        t.stage(cam, Stage::Analytics, analytics);
+        t.stage(cam, Stage::FrameToEvents, decoded_at.elapsed());
+    }
+
     /// Runs until the source ends (files), the agent stops, or a fatal error.
     pub fn run(mut self) -> anyhow::Result<CameraSummary> {
         let live = self.cfg.pacing == Pacing::Latest;
         let mut attempt = 0u32;
         let result = loop {
-            if self.shared.stop.load(Ordering::Relaxed) {
+            if self.stop.load(Ordering::Relaxed) {
                 break Ok(None);
             }
             self.set_health(&Health::Connecting)?;
@@ -213,7 +236,7 @@ impl<'a> CameraWorker<'a> {
                     let next_in = backoff(attempt);
                     self.set_health(&Health::Retrying { reason, attempt, next_in })?;
                     let until = Instant::now() + next_in;
-                    while Instant::now() < until && !self.shared.stop.load(Ordering::Relaxed) {
+                    while Instant::now() < until && !self.stop.load(Ordering::Relaxed) {
                         std::thread::sleep(Duration::from_millis(50));
                     }
                 }
@@ -247,8 +270,9 @@ impl<'a> CameraWorker<'a> {
         let mut last_frame = Instant::now();
         let started = Instant::now();
         let mut session_frames = 0u64;
+        let mut reported_drops = 0u64;
         loop {
-            if self.shared.stop.load(Ordering::Relaxed) {
+            if self.stop.load(Ordering::Relaxed) {
                 return Ok(SessionEnd::Stopped);
             }
             let event = source.next(Duration::from_millis(200)).map_err(|e| SessionError::Source(e.to_string()))?;
@@ -256,6 +280,7 @@ impl<'a> CameraWorker<'a> {
                 SourceEvent::Frame(f) => f,
                 SourceEvent::Eos => {
                     self.summary.dropped += source.dropped_frames();
+                    self.shared.telemetry.dropped(&self.cfg.id, source.dropped_frames() - reported_drops);
                     return Ok(SessionEnd::Eos);
                 }
                 SourceEvent::Timeout => {
@@ -269,6 +294,7 @@ impl<'a> CameraWorker<'a> {
                 }
             };
             last_frame = Instant::now();
+            let decoded_at = last_frame;
             if !running {
                 running = true;
                 self.set_health(&Health::Running).map_err(SessionError::Fatal)?;
@@ -276,7 +302,9 @@ impl<'a> CameraWorker<'a> {
             let t = self.timeline.map(frame.time.pts);
             let (frame, detections) = self.detector.detect(frame).map_err(SessionError::Fatal)?;
             let view = frame.view();
+            let analytics_started = Instant::now();
             let emitted = self.processor.process(detections, view.width, view.height, t);
+            let analytics_took = analytics_started.elapsed();
             for mut e in emitted {
                 if let Some(object) = e.snapshot {
                     self.attach_snapshot(&view, &object, &mut e.body).map_err(SessionError::Fatal)?;
@@ -284,11 +312,16 @@ impl<'a> CameraWorker<'a> {
                 self.emit(e.pts, e.body).map_err(SessionError::Fatal)?;
             }
             drop(frame);
+            self.record_frame(decoded_at, analytics_took);
             self.summary.frames += 1;
             session_frames += 1;
             self.progress.set_position(t.as_millis() as u64);
             if session_frames % 16 == 0 {
                 let fps = session_frames as f64 / started.elapsed().as_secs_f64().max(1e-6);
+                self.shared.telemetry.fps(&self.cfg.id, fps);
+                let dropped = source.dropped_frames();
+                self.shared.telemetry.dropped(&self.cfg.id, dropped - reported_drops);
+                reported_drops = dropped;
                 self.progress.set_message(format!("{} frames, {fps:.0} fps", self.summary.frames));
             }
         }

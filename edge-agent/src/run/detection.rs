@@ -9,15 +9,17 @@
 //! model, so one slow camera never holds the others' batch back.
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use roadsight_pipeline::detect::{Detection, Detector};
+use roadsight_pipeline::detect::{DetectTimings, Detection, Detector};
 use roadsight_pipeline::source::Frame;
 
-use crate::config::AgentConfig;
+use crate::config::CameraConfig;
 use crate::model::load_detector;
 
 /// Longest wait for more cameras' frames once a batch has started.
@@ -35,6 +37,8 @@ struct Request {
 struct Reply {
     frame: Frame,
     detections: Vec<Detection>,
+    /// The stage times of the (possibly batched) run that served this frame.
+    timings: DetectTimings,
     error: Option<String>,
 }
 
@@ -42,13 +46,28 @@ struct Reply {
 pub struct CameraDetector {
     slot: usize,
     labels: Vec<String>,
-    requests: SyncSender<Request>,
+    requests: SyncSender<Msg>,
     reply_tx: SyncSender<Reply>,
     replies: Receiver<Reply>,
     buffer: Vec<Detection>,
+    timings: DetectTimings,
+    peers: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Drop for CameraDetector {
+    fn drop(&mut self) {
+        if let Some(n) = lock(&self.peers).get_mut(self.slot) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 impl CameraDetector {
+    /// Stage times of the last [`CameraDetector::detect`] (for a batch: the whole batch's).
+    pub fn timings(&self) -> DetectTimings {
+        self.timings
+    }
+
     /// The model's label names (class id → name).
     pub fn labels(&self) -> &[String] {
         &self.labels
@@ -62,10 +81,11 @@ impl CameraDetector {
             detections: std::mem::take(&mut self.buffer),
             reply: self.reply_tx.clone(),
         };
-        // Full-policy: block. The queue holds one request per camera, so it is never full.
-        self.requests.send(request).map_err(|_| anyhow::anyhow!("the detector worker has stopped"))?;
+        // Full-policy: block (see `Msg`).
+        self.requests.send(Msg::Detect(request)).map_err(|_| anyhow::anyhow!("the detector worker has stopped"))?;
         let reply = self.replies.recv().map_err(|_| anyhow::anyhow!("the detector worker has stopped"))?;
         self.buffer = reply.detections;
+        self.timings = reply.timings;
         if let Some(e) = reply.error {
             anyhow::bail!(e);
         }
@@ -73,98 +93,120 @@ impl CameraDetector {
     }
 }
 
-/// The worker thread; joined after every camera has dropped its handle.
+/// Messages to the worker. Full-policy: block. Each camera has at most one request in
+/// flight, so the queue only fills with more than [`QUEUE`] cameras, and then a camera just
+/// waits its turn.
+enum Msg {
+    Detect(Request),
+    /// A detector for a new model set-up (a camera added at start or by a reload).
+    Add(Detector),
+}
+
+const QUEUE: usize = 64;
+
+/// The worker thread and the detectors it holds. Cameras attach (and detach by dropping
+/// their handle) at any time.
 pub struct DetectorWorker {
+    tx: Option<SyncSender<Msg>>,
+    /// Per slot: the (model, options) key and the label names.
+    slots: Vec<(String, Vec<String>)>,
+    /// Cameras attached per slot (the most a batch waits for).
+    peers: Arc<Mutex<Vec<usize>>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl DetectorWorker {
-    /// Loads one detector per distinct (model, options) of the config's cameras — every
-    /// model error names its camera — and starts the worker. Returns a handle per camera, in
-    /// config order.
-    pub fn start(config: &AgentConfig) -> anyhow::Result<(DetectorWorker, Vec<CameraDetector>)> {
-        let mut keys: Vec<String> = Vec::new();
-        let mut detectors: Vec<Detector> = Vec::new();
-        let mut slots = Vec::with_capacity(config.cameras.len());
-        for cam in &config.cameras {
-            let key = format!("{}|{:?}", cam.model, cam.detector);
-            let slot = match keys.iter().position(|k| *k == key) {
-                Some(slot) => slot,
-                None => {
-                    let det = load_detector(&cam.model, &cam.detector, &config.ort_lib)
-                        .with_context(|| format!("camera {}", cam.id))?;
-                    keys.push(key);
-                    detectors.push(det);
-                    detectors.len() - 1
-                }
-            };
-            slots.push(slot);
-        }
-        let mut cameras_per_slot = vec![0usize; detectors.len()];
-        for &s in &slots {
-            cameras_per_slot[s] += 1;
-        }
-        // Bounded by the number of cameras: each has at most one request in flight.
-        let (requests, rx) = mpsc::sync_channel::<Request>(config.cameras.len().max(1));
-        let handles = slots
-            .iter()
-            .map(|&slot| {
-                let (reply_tx, replies) = mpsc::sync_channel(1);
-                CameraDetector {
-                    slot,
-                    labels: detectors[slot].labels().to_vec(),
-                    requests: requests.clone(),
-                    reply_tx,
-                    replies,
-                    buffer: Vec::with_capacity(256),
-                }
-            })
-            .collect();
-        drop(requests);
-        let thread = std::thread::Builder::new()
-            .name("detector".into())
-            .spawn(move || serve(detectors, &cameras_per_slot, &rx))
-            .context("starting the detector worker")?;
-        Ok((DetectorWorker { thread: Some(thread) }, handles))
+    pub fn start() -> anyhow::Result<DetectorWorker> {
+        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
+        let peers: Arc<Mutex<Vec<usize>>> = Arc::default();
+        let thread = {
+            let peers = Arc::clone(&peers);
+            std::thread::Builder::new()
+                .name("detector".into())
+                .spawn(move || serve(&rx, &peers))
+                .context("starting the detector worker")?
+        };
+        Ok(DetectorWorker { tx: Some(tx), slots: Vec::new(), peers, thread: Some(thread) })
     }
 
-    /// Waits for the worker to finish (it ends when every camera handle is gone).
+    /// A handle for `cam`: shares the detector of an attached camera with the same model
+    /// set-up, or loads one (the error names the camera and model).
+    pub fn attach(&mut self, cam: &CameraConfig, ort_lib: &Path) -> anyhow::Result<CameraDetector> {
+        let tx = self.tx.clone().ok_or_else(|| anyhow::anyhow!("the detector worker has stopped"))?;
+        let key = format!("{}|{:?}", cam.model, cam.detector);
+        let slot = match self.slots.iter().position(|(k, _)| *k == key) {
+            Some(slot) => slot,
+            None => {
+                let det = load_detector(&cam.model, &cam.detector, ort_lib).with_context(|| format!("camera {}", cam.id))?;
+                self.slots.push((key, det.labels().to_vec()));
+                lock(&self.peers).push(0);
+                tx.send(Msg::Add(det)).map_err(|_| anyhow::anyhow!("the detector worker has stopped"))?;
+                self.slots.len() - 1
+            }
+        };
+        lock(&self.peers)[slot] += 1;
+        let (reply_tx, replies) = mpsc::sync_channel(1);
+        Ok(CameraDetector {
+            slot,
+            labels: self.slots[slot].1.clone(),
+            requests: tx,
+            reply_tx,
+            replies,
+            buffer: Vec::with_capacity(256),
+            timings: DetectTimings::default(),
+            peers: Arc::clone(&self.peers),
+        })
+    }
+
+    /// Waits for the worker to finish: it ends when every camera handle is gone.
     pub fn join(mut self) {
+        drop(self.tx.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-/// Serves requests until every camera handle has been dropped.
-fn serve(mut detectors: Vec<Detector>, cameras_per_slot: &[usize], rx: &Receiver<Request>) {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Serves requests until every sender (cameras and the [`DetectorWorker`]) is gone.
+fn serve(rx: &Receiver<Msg>, peers: &Mutex<Vec<usize>>) {
+    let mut detectors: Vec<Detector> = Vec::new();
     let mut pending: VecDeque<Request> = VecDeque::new();
     let mut outputs: Vec<Vec<Detection>> = Vec::new();
     loop {
         let first = match pending.pop_front() {
             Some(r) => r,
             None => match rx.recv() {
-                Ok(r) => r,
+                Ok(Msg::Detect(r)) => r,
+                Ok(Msg::Add(d)) => {
+                    detectors.push(d);
+                    continue;
+                }
                 Err(_) => return,
             },
         };
         let slot = first.slot;
         let mut batch = vec![first];
         if detectors[slot].batches() {
-            collect_batch(&mut batch, &mut pending, rx, cameras_per_slot[slot]);
+            let cameras = lock(peers).get(slot).copied().unwrap_or(1);
+            collect_batch(&mut batch, &mut pending, &mut detectors, rx, cameras);
         }
         let detector = &mut detectors[slot];
         let views: Vec<_> = batch.iter().map(|r| r.frame.view()).collect();
         let result = detector.detect_batch(&views, &mut outputs);
         drop(views);
         let error = result.err().map(|e| e.to_string());
+        let timings = detector.timings();
         for (i, mut request) in batch.into_iter().enumerate() {
             request.detections.clear();
             if let Some(found) = outputs.get(i) {
                 request.detections.extend_from_slice(found);
             }
             // A camera that has gone away does not need its answer.
-            let _ = request.reply.send(Reply { frame: request.frame, detections: request.detections, error: error.clone() });
+            let _ = request.reply.send(Reply { frame: request.frame, detections: request.detections, timings, error: error.clone() });
         }
     }
 }
@@ -172,7 +214,13 @@ fn serve(mut detectors: Vec<Detector>, cameras_per_slot: &[usize], rx: &Receiver
 /// Adds to `batch` the other cameras' requests for the same detector: those already waiting,
 /// then new ones until all `cameras` are in or [`BATCH_WINDOW`] has passed. Requests for other
 /// detectors wait in `pending`, in arrival order.
-fn collect_batch(batch: &mut Vec<Request>, pending: &mut VecDeque<Request>, rx: &Receiver<Request>, cameras: usize) {
+fn collect_batch(
+    batch: &mut Vec<Request>,
+    pending: &mut VecDeque<Request>,
+    detectors: &mut Vec<Detector>,
+    rx: &Receiver<Msg>,
+    cameras: usize,
+) {
     let slot = batch[0].slot;
     let mut i = 0;
     while i < pending.len() && batch.len() < cameras {
@@ -185,8 +233,9 @@ fn collect_batch(batch: &mut Vec<Request>, pending: &mut VecDeque<Request>, rx: 
     let deadline = Instant::now() + BATCH_WINDOW;
     while batch.len() < cameras {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(r) if r.slot == slot => batch.push(r),
-            Ok(r) => pending.push_back(r),
+            Ok(Msg::Detect(r)) if r.slot == slot => batch.push(r),
+            Ok(Msg::Detect(r)) => pending.push_back(r),
+            Ok(Msg::Add(d)) => detectors.push(d),
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
         }
     }

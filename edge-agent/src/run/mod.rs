@@ -1,27 +1,33 @@
-//! `edge-agent run`: every configured camera on its own worker thread, one event sink.
+//! `edge-agent run`: every configured camera on its own worker thread, one shared detector
+//! worker, one delivery thread (MQTT or JSON lines) draining the durable outbox.
 //!
 //! Start-up loads every camera's model first, so a wrong model file fails the command before
-//! anything streams. A failing camera never stops the others. Shutdown (Ctrl-C / SIGTERM, or
-//! all file sources ended) stops the sources, lets each camera emit its last counts and
-//! `stopped` status, then drains and flushes the sink.
+//! anything streams. A failing camera never stops the others. A reload (SIGHUP or a change of
+//! the file) starts, stops or restarts only the cameras whose config changed. Shutdown
+//! (SIGINT / SIGTERM, or all file sources ended) stops the sources, lets each camera emit its
+//! last counts and `stopped` status, then drains and flushes the sink.
 
 pub mod camera;
+pub mod cameras;
 pub mod detection;
 pub mod mqtt;
+pub mod ops_http;
 pub mod outbox;
 pub mod processor;
+pub mod reload;
 pub mod sink;
 pub mod stamp;
+pub mod telemetry;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::config::AgentConfig;
-use camera::{CameraSummary, CameraWorker, Shared};
+use camera::{CameraSummary, Shared};
+use cameras::CameraSet;
 use outbox::Outbox;
 
 /// Where delivered events go.
@@ -36,6 +42,18 @@ pub struct RunOptions {
     pub delivery: Delivery,
     /// How long shutdown waits for the broker to take what is left in the outbox.
     pub drain_timeout: Duration,
+    /// Serve `/metrics` and `/health` here.
+    pub http_listen: Option<std::net::SocketAddr>,
+    /// Hot reload: re-reads the config on SIGHUP (`hangup` set) or when the file changes.
+    pub reload: Option<Reload>,
+}
+
+/// How to re-read the config for a hot reload.
+pub struct Reload {
+    pub path: std::path::PathBuf,
+    pub hangup: Arc<AtomicBool>,
+    /// Loads and validates the config as the command line did (same overrides).
+    pub load: Box<dyn Fn() -> anyhow::Result<AgentConfig> + Send>,
 }
 
 /// Runs all cameras to completion (file sources) or until `stop` is set, then delivers what
@@ -45,17 +63,37 @@ pub fn run(
     stop: Arc<AtomicBool>,
     options: &RunOptions,
 ) -> anyhow::Result<Vec<(String, anyhow::Result<CameraSummary>)>> {
-    // One detector worker for every camera (models load now: a wrong model fails the command
-    // before anything streams).
-    let (detector_worker, detectors) = detection::DetectorWorker::start(config)?;
     let outbox = Arc::new(Outbox::open(&config.state_dir.join("outbox.sqlite"), config.outbox_max_bytes)?);
-    let shared = Shared {
+    let telemetry = telemetry::Telemetry::new();
+    // The operations endpoint stops with the agent (or when every file camera has ended).
+    let ops_stop = Arc::new(AtomicBool::new(false));
+    let ops = match options.http_listen {
+        Some(addr) => Some(ops_http::start(
+            addr,
+            Arc::clone(&telemetry),
+            Arc::clone(&outbox),
+            &config.site_id,
+            &config.agent_id,
+            Arc::clone(&ops_stop),
+        )?),
+        None => None,
+    };
+    let shared = Arc::new(Shared {
         site_id: config.site_id.clone(),
         agent_id: config.agent_id.clone(),
         outbox: Arc::clone(&outbox),
-        stop: Arc::clone(&stop),
         stall_timeout: options.stall_timeout,
-    };
+        telemetry,
+    });
+    // Every camera's model loads now: a wrong model fails the command before anything streams.
+    let mut cameras = CameraSet::new(Arc::clone(&shared), config.ort_lib.clone())?;
+    for cam in &config.cameras {
+        if let Err(e) = cameras.start(cam.clone()) {
+            stop.store(true, Ordering::Relaxed);
+            cameras.finish();
+            return Err(e);
+        }
+    }
     // Delivery stops after the cameras: it drains what they stored.
     let delivery_stop = Arc::new(AtomicBool::new(false));
     let delivery = {
@@ -75,37 +113,20 @@ pub fn run(
             })
             .context("starting event delivery")?
     };
-    let bars = MultiProgress::new();
-    let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] {percent:>3}% {msg}")
-        .expect("valid template")
-        .progress_chars("=> ");
-    let results = std::thread::scope(|scope| {
-        let handles: Vec<_> = config
-            .cameras
-            .iter()
-            .zip(detectors)
-            .map(|(cam, detector)| {
-                let bar = bars.add(ProgressBar::new(0).with_style(style.clone()).with_prefix(cam.id.clone()));
-                let shared = &shared;
-                let handle = std::thread::Builder::new()
-                    .name(format!("cam-{}", cam.id))
-                    .spawn_scoped(scope, move || CameraWorker::new(cam, shared, detector, bar)?.run());
-                (cam.id.clone(), handle)
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|(id, h)| {
-                let r = match h {
-                    Ok(h) => h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("camera worker panicked"))),
-                    Err(e) => Err(anyhow::Error::from(e).context("starting camera worker")),
-                };
-                (id, r)
-            })
-            .collect::<Vec<_>>()
-    });
-    // Every camera handle is gone: the detector worker ends.
-    detector_worker.join();
+    let mut watch = options.reload.as_ref().map(|r| reload::ReloadWatch::new(r.path.clone(), Arc::clone(&r.hangup)));
+    while !stop.load(Ordering::Relaxed) && cameras.reap() {
+        if let (Some(w), Some(r)) = (watch.as_mut(), options.reload.as_ref()) {
+            if w.due() {
+                apply_reload(config, r, &mut cameras);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let results = cameras.finish();
+    ops_stop.store(true, Ordering::Relaxed);
+    if let Some(ops) = ops {
+        let _ = ops.join();
+    }
     delivery_stop.store(true, Ordering::Relaxed);
     let delivered = delivery.join().map_err(|_| anyhow::anyhow!("event delivery panicked"))??;
     let left = outbox.depth()?;
@@ -114,4 +135,24 @@ pub fn run(
         eprintln!("{left} messages are still in the outbox; they are delivered at the next start");
     }
     Ok(results)
+}
+
+/// Re-reads the config and applies its camera list; a config that does not validate changes
+/// nothing (every error is logged). Agent-wide settings need a restart.
+fn apply_reload(running: &AgentConfig, reload: &Reload, cameras: &mut CameraSet) {
+    let new = match (reload.load)() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("reload of {}: {e:#}; keeping the running config", reload.path.display());
+            return;
+        }
+    };
+    if new.site_id != running.site_id || new.agent_id != running.agent_id || new.state_dir != running.state_dir {
+        tracing::warn!("reload: site_id, agent_id and state_dir changes take effect at the next restart");
+    }
+    let done = cameras.reconcile(new.cameras);
+    tracing::info!(
+        added = ?done.added, removed = ?done.removed, restarted = ?done.restarted, failed = done.failed.len(),
+        "reloaded {}", reload.path.display()
+    );
 }

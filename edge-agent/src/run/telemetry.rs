@@ -1,0 +1,232 @@
+//! What an operator of the edge box can see: Prometheus metrics and per-camera health,
+//! shared by the camera workers (writers) and the local HTTP endpoint (reader).
+//!
+//! Metrics (prefix `roadsight_agent_`): frames processed / dropped and reconnects per camera,
+//! current fps per camera, stage latency histograms (preprocess, inference, post-process on
+//! the detector; tracking + analytics on the camera), frame→event latency, outbox depth and
+//! bytes. Labels carry camera ids only — never URLs, so never credentials.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+use super::camera::Health;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CameraLabel {
+    camera: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabel {
+    camera: String,
+    stage: &'static str,
+}
+
+/// Stages timed per frame.
+#[derive(Debug, Clone, Copy)]
+pub enum Stage {
+    Preprocess,
+    Inference,
+    Postprocess,
+    /// Tracking and analytics (lines, zones, incidents).
+    Analytics,
+    /// From the frame leaving the decoder to its events stored in the outbox.
+    FrameToEvents,
+}
+
+impl Stage {
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Preprocess => "preprocess",
+            Stage::Inference => "inference",
+            Stage::Postprocess => "postprocess",
+            Stage::Analytics => "analytics",
+            Stage::FrameToEvents => "frame_to_events",
+        }
+    }
+}
+
+/// One camera's health as `/health` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CameraHealth {
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_retry_in_secs: Option<f64>,
+    pub fps: f64,
+    pub frames: u64,
+    pub dropped: u64,
+    pub reconnects: u64,
+    /// Seconds since the last processed frame (absent before the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_frame_age_secs: Option<f64>,
+    #[serde(skip)]
+    last_frame: Option<Instant>,
+}
+
+pub struct Telemetry {
+    registry: Registry,
+    frames: Family<CameraLabel, Counter>,
+    dropped: Family<CameraLabel, Counter>,
+    reconnects: Family<CameraLabel, Counter>,
+    fps: Family<CameraLabel, Gauge<f64, AtomicU64>>,
+    stages: Family<StageLabel, Histogram>,
+    outbox_depth: Gauge,
+    outbox_bytes: Gauge,
+    cameras: Mutex<BTreeMap<String, CameraHealth>>,
+}
+
+impl Telemetry {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("roadsight_agent");
+        let frames = Family::<CameraLabel, Counter>::default();
+        let dropped = Family::<CameraLabel, Counter>::default();
+        let reconnects = Family::<CameraLabel, Counter>::default();
+        let fps = Family::<CameraLabel, Gauge<f64, AtomicU64>>::default();
+        let stages = Family::<StageLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+        });
+        let outbox_depth = Gauge::default();
+        let outbox_bytes = Gauge::default();
+        registry.register("frames_processed", "Frames run through detection and analytics", frames.clone());
+        registry.register("frames_dropped", "Frames a live camera skipped because processing was busy", dropped.clone());
+        registry.register("camera_reconnects", "Times a camera's stream was reopened", reconnects.clone());
+        registry.register("camera_fps", "Frames processed per second (last few seconds)", fps.clone());
+        registry.register("stage_seconds", "Time per frame in each pipeline stage", stages.clone());
+        registry.register("outbox_depth", "Messages stored and not yet delivered", outbox_depth.clone());
+        registry.register("outbox_bytes", "Bytes stored in the outbox", outbox_bytes.clone());
+        let cameras = BTreeMap::new();
+        Arc::new(Telemetry {
+            registry,
+            frames,
+            dropped,
+            reconnects,
+            fps,
+            stages,
+            outbox_depth,
+            outbox_bytes,
+            cameras: Mutex::new(cameras),
+        })
+    }
+
+    /// A camera starts: it shows as `connecting` until its worker says otherwise.
+    pub fn register(&self, camera: &str) {
+        let health = CameraHealth {
+            state: "connecting",
+            reason: None,
+            attempt: None,
+            next_retry_in_secs: None,
+            fps: 0.0,
+            frames: 0,
+            dropped: 0,
+            reconnects: 0,
+            last_frame_age_secs: None,
+            last_frame: None,
+        };
+        self.cameras.lock().unwrap_or_else(|p| p.into_inner()).entry(camera.to_owned()).or_insert(health);
+    }
+
+    /// A camera removed by a reload leaves `/health` and its gauges.
+    pub fn forget(&self, camera: &str) {
+        self.cameras.lock().unwrap_or_else(|p| p.into_inner()).remove(camera);
+        self.fps.remove(&Self::label(camera));
+    }
+
+    fn label(camera: &str) -> CameraLabel {
+        CameraLabel { camera: camera.to_owned() }
+    }
+
+    fn with_camera(&self, camera: &str, f: impl FnOnce(&mut CameraHealth)) {
+        let mut cameras = self.cameras.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cameras.get_mut(camera) {
+            f(c);
+        }
+    }
+
+    pub fn frame(&self, camera: &str) {
+        self.frames.get_or_create(&Self::label(camera)).inc();
+        self.with_camera(camera, |c| {
+            c.frames += 1;
+            c.last_frame = Some(Instant::now());
+        });
+    }
+
+    pub fn dropped(&self, camera: &str, n: u64) {
+        if n > 0 {
+            self.dropped.get_or_create(&Self::label(camera)).inc_by(n);
+            self.with_camera(camera, |c| c.dropped += n);
+        }
+    }
+
+    pub fn fps(&self, camera: &str, fps: f64) {
+        self.fps.get_or_create(&Self::label(camera)).set(fps);
+        self.with_camera(camera, |c| c.fps = fps);
+    }
+
+    pub fn stage(&self, camera: &str, stage: Stage, took: Duration) {
+        self.stages.get_or_create(&StageLabel { camera: camera.to_owned(), stage: stage.name() }).observe(took.as_secs_f64());
+    }
+
+    pub fn health(&self, camera: &str, health: &Health) {
+        if matches!(health, Health::Retrying { .. }) {
+            self.reconnects.get_or_create(&Self::label(camera)).inc();
+        }
+        if !matches!(health, Health::Running) {
+            self.fps.get_or_create(&Self::label(camera)).set(0.0);
+        }
+        self.with_camera(camera, |c| {
+            (c.reason, c.attempt, c.next_retry_in_secs) = (None, None, None);
+            c.state = match health {
+                Health::Connecting => "connecting",
+                Health::Running => "running",
+                Health::Retrying { reason, attempt, next_in } => {
+                    c.reconnects += 1;
+                    (c.reason, c.attempt, c.next_retry_in_secs) =
+                        (Some(reason.clone()), Some(*attempt), Some(next_in.as_secs_f64()));
+                    "retrying"
+                }
+                Health::Stopped { reason } => {
+                    c.reason = reason.clone();
+                    "stopped"
+                }
+            };
+            if c.state != "running" {
+                c.fps = 0.0;
+            }
+        });
+    }
+
+    pub fn outbox(&self, depth: i64, bytes: i64) {
+        self.outbox_depth.set(depth);
+        self.outbox_bytes.set(bytes);
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Every camera's health, with the age of its last frame.
+    pub fn cameras(&self) -> BTreeMap<String, CameraHealth> {
+        let mut cameras = self.cameras.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for c in cameras.values_mut() {
+            c.last_frame_age_secs = c.last_frame.map(|t| (t.elapsed().as_secs_f64() * 10.0).round() / 10.0);
+        }
+        cameras
+    }
+}

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# RSS soak: does `edge-agent run` hold its memory steady on live cameras over a long run?
+#
+#   DURATION=30m scripts/soak_rss.sh            # default 30m; also 90s, 2h, or seconds
+#
+# Starts one `edge-agent simulate-camera` per clip (looping RTSP, real time), writes an agent
+# config for them into a temp dir (each camera takes the lines, zones and rules of its sample
+# config in samples/, with the RTSP URL as source), runs the real agent (live mode, outbox,
+# JSON-lines delivery to a file) and samples its RSS (VmRSS) every INTERVAL seconds.
+# At the end: first / last / max RSS and whether every sample after warm-up stays within
+# ±TOLERANCE % of the first post-warm-up sample. Exit 0 when it does, 1 when it does not,
+# 2 when the run itself failed (agent died, no frames processed, ...).
+#
+# Environment: DURATION (30m), INTERVAL (10 s), WARMUP (default 20 % of DURATION),
+# TOLERANCE (5), CLIPS (space-separated sample clip names, default four yolox_nano samples),
+# PROFILE (debug | release; the script builds nothing), KEEP_DIR (keep the temp dir; it is
+# kept anyway on failure). Not part of CI.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+samples="$(cd "$root/.." && pwd)/shared/samples"
+
+seconds_of() { # 90 | 90s | 30m | 2h → seconds
+  local v="$1"
+  case "$v" in
+    *h) echo $(( ${v%h} * 3600 )) ;;
+    *m) echo $(( ${v%m} * 60 )) ;;
+    *s) echo "${v%s}" ;;
+    *) echo "$v" ;;
+  esac
+}
+duration="$(seconds_of "${DURATION:-30m}")"
+interval="$(seconds_of "${INTERVAL:-10}")"
+warmup="$(seconds_of "${WARMUP:-$(( duration / 5 ))}")"
+tolerance="${TOLERANCE:-5}"
+clips=(${CLIPS:-intersection_day_960x540 motorbikes_vn_intersection_1006x720 parking_topdown_768x432 motorbikes_jakarta_boulevard_1024x576})
+bin="$root/target/${PROFILE:-debug}/edge-agent"
+[[ -x "$bin" ]] || { echo "error: $bin not found: run cargo build --workspace --bins" >&2; exit 2; }
+(( duration > warmup + interval )) || { echo "error: DURATION ($duration s) must exceed WARMUP ($warmup s) + INTERVAL ($interval s)" >&2; exit 2; }
+
+dir="$(mktemp -d /tmp/roadsight-soak.XXXXXX)"
+pids=() agent=""
+finish() {
+  local rc=$?
+  # The agent first (SIGINT: it drains and stops cleanly), then the cameras it reads.
+  if [[ -n "$agent" ]] && kill -0 "$agent" 2>/dev/null; then
+    kill -INT "$agent" 2>/dev/null || true
+    for _ in $(seq 1 150); do kill -0 "$agent" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$agent" 2>/dev/null || true
+  fi
+  for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [[ $rc -eq 0 && -z "${KEEP_DIR:-}" ]]; then rm -rf "$dir"; else echo "kept $dir (logs, config, samples)"; fi
+}
+trap finish EXIT
+trap 'exit 2' INT TERM
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_port() { # port: until something listens (30 s)
+  for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "error: nothing listening on port $1 after 30 s" >&2; return 1
+}
+# A sample config's cameras, with the source replaced by the RTSP URL (as scripts/demo.sh does).
+cameras_of() { # sample config, RTSP URL
+  awk -v url="$2" 'found || /^\[\[cameras\]\]/ { found = 1; if ($1 == "source") print "source = \"" url "\""; else print }' "$1"
+}
+
+{
+  printf 'site_id = "soak"\nagent_id = "soak-agent"\n\n'
+  for i in "${!clips[@]}"; do
+    clip="${clips[$i]}"
+    [[ -f "$root/samples/$clip.toml" ]] || { echo "error: no sample config samples/$clip.toml" >&2; exit 2; }
+    port="$(free_port)"
+    "$bin" simulate-camera --input "$samples/$clip.mp4" --port "$port" --mount "/cam$i" >"$dir/camera-$i.log" 2>&1 &
+    pids+=($!)
+    wait_port "$port"
+    cameras_of "$root/samples/$clip.toml" "rtsp://127.0.0.1:$port/cam$i"
+    echo
+  done
+} >"$dir/agent.toml"
+
+"$bin" run --config "$dir/agent.toml" --events "$dir/events.jsonl" --state-dir "$dir/state" --log info \
+  >"$dir/agent.log" 2>&1 &
+agent=$!
+echo "soak: edge-agent run (pid $agent, $bin) on ${#clips[@]} looping RTSP cameras: ${clips[*]}"
+echo "soak: ${duration} s, RSS every ${interval} s, warm-up ${warmup} s, tolerance ±${tolerance} %; files in $dir"
+
+rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null; }
+echo "elapsed_s,rss_mib" >"$dir/rss.csv"
+start=$SECONDS
+while :; do
+  elapsed=$(( SECONDS - start ))
+  rss="$(rss_mib "$agent")"
+  [[ -n "$rss" ]] || { echo "error: edge-agent exited during the soak (after $elapsed s); tail of its log:" >&2; tail -n 20 "$dir/agent.log" >&2; exit 2; }
+  echo "$elapsed,$rss" >>"$dir/rss.csv"
+  printf '  %6d s  RSS %8.1f MiB  events %s\n' "$elapsed" "$rss" "$(cat "$dir/events.jsonl" 2>/dev/null | wc -l)"
+  (( elapsed >= duration )) && break
+  sleep "$(( interval < duration - elapsed ? interval : duration - elapsed ))"
+done
+
+# The agent must have been doing the work: every camera running and producing events.
+python3 - "$dir/rss.csv" "$dir/events.jsonl" "$warmup" "$tolerance" "${#clips[@]}" <<'EOF'
+import collections, csv, json, sys
+rss_csv, events_path, warmup, tolerance, cameras = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+samples = [(float(r["elapsed_s"]), float(r["rss_mib"])) for r in csv.DictReader(open(rss_csv))]
+per_camera, running = collections.Counter(), set()
+try:
+    for line in open(events_path):
+        e = json.loads(line)
+        per_camera[e["camera_id"]] += 1
+        if e["type"] == "camera_status" and e.get("state") == "running":
+            running.add(e["camera_id"])
+except FileNotFoundError:
+    pass
+print(f"events per camera: {dict(per_camera)}; cameras that reached 'running': {len(running)}/{cameras}")
+if len(running) < cameras:
+    print("FAILED: not every camera ran, so this soak measured less than it should")
+    sys.exit(2)
+
+rss = [r for _, r in samples]
+after = [r for t, r in samples if t >= warmup]
+if len(after) < 2:
+    print("FAILED: fewer than 2 samples after warm-up; lengthen DURATION or shorten WARMUP")
+    sys.exit(2)
+ref = after[0]
+lo, hi = min(after), max(after)
+dev_lo, dev_hi = (lo / ref - 1) * 100, (hi / ref - 1) * 100
+# Least-squares slope over the post-warm-up samples: a leak shows as a steady climb.
+ts = [t for t, _ in samples if t >= warmup]
+mt, mr = sum(ts) / len(ts), sum(after) / len(after)
+slope = sum((t - mt) * (r - mr) for t, r in zip(ts, after)) / max(sum((t - mt) ** 2 for t in ts), 1e-9)
+print(f"RSS MiB: first {rss[0]:.1f}, after warm-up {ref:.1f}, last {rss[-1]:.1f}, max {max(rss):.1f}; "
+      f"after warm-up min {lo:.1f} ({dev_lo:+.1f} %), max {hi:.1f} ({dev_hi:+.1f} %); "
+      f"trend {slope * 3600:+.1f} MiB/h over {len(after)} samples")
+ok = -tolerance <= dev_lo and dev_hi <= tolerance
+print(f"{'PASS' if ok else 'FAIL'}: RSS {'stays' if ok else 'does not stay'} within ±{tolerance:g} % after {warmup:g} s of warm-up")
+sys.exit(0 if ok else 1)
+EOF
