@@ -144,7 +144,10 @@ fn run_cmd(cmd: cli::RunCmd, ort_override: Option<std::path::PathBuf>) -> anyhow
     for (camera, result) in results {
         match result {
             Ok(s) => {
-                eprintln!("camera {camera}: {} frames, {} events, {} dropped, {} reconnects", s.frames, s.events, s.dropped, s.reconnects);
+                eprintln!(
+                    "camera {camera}: {} frames, {} events, {} dropped, {} skipped, {} reconnects",
+                    s.frames, s.events, s.dropped, s.skipped, s.reconnects
+                );
                 for ((line, dir, class), n) in &s.line_totals {
                     eprintln!("  {line} {dir} {class}: {n}");
                 }

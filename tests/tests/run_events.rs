@@ -141,3 +141,40 @@ fn stopped_vehicle_incident_with_snapshot_on_a_real_clip() {
         assert_eq!((img.width(), img.height()), (1006, 720));
     }
 }
+
+/// `max_detect_fps` caps detection on stream time: a 30 fps clip capped at 10 fps detects
+/// every third frame, the rest are counted as skipped, and the line still counts its cars.
+#[test]
+fn max_detect_fps_detects_every_third_frame_of_a_30_fps_clip() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let original = std::fs::read_to_string(repo_root().join("samples/intersection_day_960x540.toml")).expect("config");
+    let source = common::sample("intersection_day_960x540.mp4");
+    let capped = original
+        .replace("counts_interval_secs = 5", "counts_interval_secs = 5\nmax_detect_fps = 10")
+        .replace("../../shared/samples/intersection_day_960x540.mp4", source.to_str().expect("utf8"));
+    assert!(capped.contains("max_detect_fps = 10"), "the sample config has counts_interval_secs = 5");
+    let cfg = dir.path().join("capped.toml");
+    std::fs::write(&cfg, capped).expect("write");
+    let events = dir.path().join("capped.jsonl");
+    let o = edge_agent(&[
+        "run", "--config", cfg.to_str().expect("utf8"),
+        "--events", events.to_str().expect("utf8"),
+        "--state-dir", dir.path().join("state").to_str().expect("utf8"),
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "run failed: {err}");
+    let summary = err.lines().find(|l| l.starts_with("camera intersection_day: ")).expect("summary line");
+    let number = |suffix: &str| -> u64 {
+        summary
+            .split(": ")
+            .nth(1)
+            .and_then(|rest| rest.split(", ").find_map(|p| p.strip_suffix(suffix)))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no '{suffix}' in {summary}"))
+    };
+    let (frames, skipped) = (number(" frames"), number(" skipped"));
+    assert_eq!(frames + skipped, 252, "every frame decoded: {summary}");
+    assert!((82..=86).contains(&frames), "a third of 252 frames detected: {summary}");
+    let crossings = std::fs::read_to_string(&events).expect("events").lines().filter(|l| l.contains("\"line_crossing\"")).count();
+    assert!(crossings >= 4, "cars are still counted at 10 detections per second ({crossings})");
+}

@@ -61,6 +61,8 @@ pub struct CameraConfig {
     pub classes: Vec<ObjectClass>,
     pub tracker: TrackerConfig,
     pub analytics: AnalyticsConfig,
+    /// Least stream time between two detected frames (`max_detect_fps`); `None`: every frame.
+    pub min_detect_interval: Option<Duration>,
 }
 
 impl CameraConfig {
@@ -438,6 +440,9 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
         .collect();
     let counts_interval = positive_secs(errs, &format!("{key}.counts_interval_secs"), cam.counts_interval_secs)
         .or(Some(Duration::from_secs(60)));
+    let min_detect_interval = check_range(errs, &format!("{key}.max_detect_fps"), cam.max_detect_fps, 0.1, 240.0)
+        .filter(|f| *f >= 0.1)
+        .map(|fps| Duration::from_secs_f64(1.0 / fps));
     let incidents = IncidentConfig {
         zones: zone_rules,
         speeding: cam.speeding.as_ref().and_then(|s| speeding(errs, &format!("{key}.speeding"), s)),
@@ -456,6 +461,7 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
         classes: detect_classes,
         tracker,
         analytics: AnalyticsConfig { lines, zones, counts_interval, incidents },
+        min_detect_interval,
     })
 }
 

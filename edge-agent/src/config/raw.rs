@@ -76,6 +76,10 @@ pub struct RawCamera {
     pub tracker: RawTracker,
     #[serde(default)]
     pub counts_interval_secs: Option<f64>,
+    /// Run detection on at most this many frames per second of stream time (the others are
+    /// skipped and counted); default: every frame the camera can keep up with.
+    #[serde(default)]
+    pub max_detect_fps: Option<f64>,
     #[serde(default)]
     pub lines: Vec<RawLine>,
     #[serde(default)]

@@ -43,6 +43,8 @@ pub struct Shared {
 pub struct CameraSummary {
     pub frames: u64,
     pub dropped: u64,
+    /// Frames not detected because of `max_detect_fps`.
+    pub skipped: u64,
     pub events: u64,
     pub reconnects: u32,
     /// Line crossings since start: (line id, direction, class) → count.
@@ -112,6 +114,8 @@ pub struct CameraWorker {
     timeline: Timeline,
     summary: CameraSummary,
     progress: ProgressBar,
+    /// Stream time of the last frame sent to detection (`max_detect_fps`).
+    last_detected: Option<Duration>,
 }
 
 impl CameraWorker {
@@ -136,6 +140,7 @@ impl CameraWorker {
             stop,
             summary: CameraSummary::default(),
             progress,
+            last_detected: None,
         })
     }
 
@@ -193,6 +198,21 @@ impl CameraWorker {
         };
         let now = self.timeline.now();
         self.emit(now, EventBody::CameraStatus(status))
+    }
+
+    /// True when `max_detect_fps` says this frame comes too soon after the last detected one
+    /// (stream time, so a replay skips the same frames).
+    fn detect_cap_skips(&mut self, t: Duration) -> bool {
+        let Some(min) = self.cfg.min_detect_interval else { return false };
+        match self.last_detected {
+            // 10 % slack: timestamp jitter must not skip an extra frame (25 fps capped at
+            // 12.5 keeps exactly every other frame).
+            Some(last) if t < last + min.mul_f64(0.9) => true,
+            _ => {
+                self.last_detected = Some(t);
+                false
+            }
+        }
     }
 
     fn record_frame(&self, decoded_at: Instant, analytics: Duration) {
@@ -300,6 +320,10 @@ impl CameraWorker {
                 self.set_health(&Health::Running).map_err(SessionError::Fatal)?;
             }
             let t = self.timeline.map(frame.time.pts);
+            if self.detect_cap_skips(t) {
+                self.summary.skipped += 1;
+                continue;
+            }
             let (frame, detections) = self.detector.detect(frame).map_err(SessionError::Fatal)?;
             let view = frame.view();
             let analytics_started = Instant::now();
