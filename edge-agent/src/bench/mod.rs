@@ -33,6 +33,7 @@ use roadsight_pipeline::track::TrackerConfig;
 
 use crate::cli::BenchCmd;
 use crate::model::load_detector;
+use crate::run::detection::{CameraDetector, DetectorPool};
 use crate::run::processor::{ClassMap, FrameProcessor};
 use report::{BenchReport, BoundReport, PipelineReport, StageReport, StreamReport, ThroughputReport};
 use stats::{CpuMeter, Samples};
@@ -154,7 +155,10 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
     anyhow::ensure!(opts.streams >= 1, "--streams must be at least 1");
     anyhow::ensure!(opts.frames != Some(0), "--frames must be at least 1");
     let reference = grab_frame(&opts.input, REFERENCE_FRAME)?;
-    let mut detectors = (0..opts.streams)
+    // As `run` does: a pool of detector workers (one per core, at most one per stream)
+    // serves the streams; inference-only runs the same number of sessions side by side.
+    let workers = DetectorPool::default_workers().min(opts.streams);
+    let mut detectors = (0..workers)
         .map(|_| load_detector(&opts.model, &opts.detector, &opts.ort_lib))
         .collect::<anyhow::Result<Vec<Detector>>>()?;
     let input_size = detectors[0].input_size();
@@ -169,10 +173,12 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
 
     let runs = per_stream.min(MAX_INFERENCE_RUNS);
     restart(&bar, "inference only", runs * opts.streams as u64);
+    let runs = runs * opts.streams as u64 / workers as u64;
     let inference = inference_only(&mut detectors, &reference.view()?, runs, &opts.model, &bar)?;
+    drop(detectors);
 
     restart(&bar, "pipeline", per_stream * opts.streams as u64);
-    let pipeline = pipeline(opts, &mut detectors, &bar)?;
+    let pipeline = pipeline(opts, workers, &bar)?;
     bar.finish_and_clear();
 
     let bound = BoundReport::new(pipeline.fps_total, decode.report.fps_total, inference.fps_total);
@@ -396,15 +402,20 @@ impl StreamTimings {
     }
 }
 
-fn pipeline(opts: &BenchOptions, detectors: &mut [Detector], bar: &ProgressBar) -> anyhow::Result<PipelineReport> {
+fn pipeline(opts: &BenchOptions, workers: usize, bar: &ProgressBar) -> anyhow::Result<PipelineReport> {
+    let mut pool = DetectorPool::start(workers)?;
+    let detectors = (0..opts.streams)
+        .map(|i| pool.attach(&format!("stream-{i}"), &opts.model, &opts.detector, &opts.ort_lib))
+        .collect::<anyhow::Result<Vec<CameraDetector>>>()?;
     let cpu = CpuMeter::start();
     let results = std::thread::scope(|s| {
         let handles = detectors
-            .iter_mut()
+            .into_iter()
             .map(|det| s.spawn(move || pipeline_stream(opts, det, bar)))
             .collect();
         join_all(handles, "pipeline")
     })?;
+    pool.join();
     let cpu_percent = cpu.percent();
     let spans: Vec<Span> = results.iter().map(|(span, _)| *span).collect();
     let per_stream = results
@@ -442,7 +453,7 @@ fn pipeline(opts: &BenchOptions, detectors: &mut [Detector], bar: &ProgressBar) 
 /// One camera: a source thread decoding in file mode hands frames (stamped when the source
 /// delivered them) to this thread, which runs the detector and the frame processor, exactly
 /// as a `run` camera worker does minus event stamping and storage.
-fn pipeline_stream(opts: &BenchOptions, detector: &mut Detector, bar: &ProgressBar) -> anyhow::Result<(Span, StreamTimings)> {
+fn pipeline_stream(opts: &BenchOptions, mut detector: CameraDetector, bar: &ProgressBar) -> anyhow::Result<(Span, StreamTimings)> {
     let start = Instant::now();
     let limit = opts.frames;
     let expected = limit.unwrap_or(1024) as usize;
@@ -482,8 +493,8 @@ fn pipeline_stream(opts: &BenchOptions, detector: &mut Detector, bar: &ProgressB
                 let waiting = Instant::now();
                 let Ok((frame, delivered)) = rx.recv() else { return Ok(()) };
                 t.decode_wait.push(waiting.elapsed());
+                let (frame, detections) = detector.detect(frame).with_context(|| format!("model {}", opts.model))?;
                 let view = frame.view();
-                let detections = detector.detect(&view).with_context(|| format!("model {}", opts.model))?;
                 let processing = Instant::now();
                 let emitted = processor.process(detections, view.width, view.height, frame.time.pts);
                 t.track_analytics.push(processing.elapsed());

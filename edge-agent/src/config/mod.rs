@@ -39,6 +39,8 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     pub ort_lib: PathBuf,
     pub outbox_max_bytes: i64,
+    /// Detector worker threads (none: one per core).
+    pub detector_workers: Option<usize>,
     /// Where to serve `/metrics` and `/health` (none: not served).
     pub http_listen: Option<std::net::SocketAddr>,
     pub mqtt: Option<MqttSettings>,
@@ -217,6 +219,7 @@ pub fn validate(raw: raw::RawConfig, base: &Path) -> Result<AgentConfig, Vec<Str
         agent_id,
         outbox_max_bytes,
         http_listen,
+        detector_workers: check_range(&mut errs, "detector_workers", raw.detector_workers, 1, 64),
         mqtt,
         state_dir: raw.state_dir.map_or_else(default_state_dir, |p| base.join(p)),
         ort_lib: raw.onnxruntime_lib.map_or_else(roadsight_models::default_ort_library, |p| base.join(p)),

@@ -18,6 +18,9 @@ pub struct RawConfig {
     /// Largest outbox on disk before event producers block (MiB, default 1024).
     #[serde(default)]
     pub outbox_max_mb: Option<u64>,
+    /// Detector worker threads shared by all cameras (default: one per core).
+    #[serde(default)]
+    pub detector_workers: Option<usize>,
     /// Local operations endpoint (`/metrics`, `/health`), e.g. "127.0.0.1:9108".
     #[serde(default)]
     pub http_listen: Option<String>,

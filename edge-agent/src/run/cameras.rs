@@ -12,7 +12,7 @@ use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::camera::{CameraSummary, CameraWorker, Shared};
-use super::detection::DetectorWorker;
+use super::detection::DetectorPool;
 use crate::config::CameraConfig;
 
 struct RunningCamera {
@@ -34,7 +34,7 @@ pub struct Reconciled {
 
 pub struct CameraSet {
     shared: Arc<Shared>,
-    detectors: DetectorWorker,
+    detectors: DetectorPool,
     ort_lib: PathBuf,
     running: BTreeMap<String, RunningCamera>,
     finished: Vec<(String, anyhow::Result<CameraSummary>)>,
@@ -43,13 +43,13 @@ pub struct CameraSet {
 }
 
 impl CameraSet {
-    pub fn new(shared: Arc<Shared>, ort_lib: PathBuf) -> anyhow::Result<Self> {
+    pub fn new(shared: Arc<Shared>, ort_lib: PathBuf, detector_workers: usize) -> anyhow::Result<Self> {
         let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] {percent:>3}% {msg}")
             .expect("valid template")
             .progress_chars("=> ");
         Ok(CameraSet {
             shared,
-            detectors: DetectorWorker::start()?,
+            detectors: DetectorPool::start(detector_workers)?,
             ort_lib,
             running: BTreeMap::new(),
             finished: Vec::new(),
@@ -61,7 +61,7 @@ impl CameraSet {
     /// Starts a camera: attaches it to the shared detector (loading its model if new: that
     /// error names the camera) and spawns its worker.
     pub fn start(&mut self, cam: CameraConfig) -> anyhow::Result<()> {
-        let detector = self.detectors.attach(&cam, &self.ort_lib)?;
+        let detector = self.detectors.attach(&cam.id, &cam.model, &cam.detector, &self.ort_lib)?;
         let id = cam.id.clone();
         let fingerprint = format!("{cam:?}");
         let stop = Arc::new(AtomicBool::new(false));

@@ -1,6 +1,7 @@
-//! The shared detector: one worker thread runs inference for every camera of the agent, so an
-//! edge box holds one ONNX session per distinct model set-up instead of one per camera, and
-//! the cores are not oversubscribed by N sessions' thread pools.
+//! The shared detector: a small pool of worker threads (one per core by default) runs
+//! inference for every camera of the agent, so an edge box holds one ONNX session per model
+//! set-up and worker instead of one per camera, and the cores are not oversubscribed by N
+//! sessions' thread pools.
 //!
 //! Each camera hands its latest frame over and waits for the detections (at most one request
 //! in flight per camera; the camera's source keeps only the latest frame meanwhile and counts
@@ -16,10 +17,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use roadsight_pipeline::detect::{DetectTimings, Detection, Detector};
+use roadsight_pipeline::detect::{DetectTimings, Detection, Detector, DetectorOptions};
 use roadsight_pipeline::source::Frame;
 
-use crate::config::CameraConfig;
 use crate::model::load_detector;
 
 /// Longest wait for more cameras' frames once a batch has started.
@@ -104,7 +104,41 @@ enum Msg {
 
 const QUEUE: usize = 64;
 
-/// The worker thread and the detectors it holds. Cameras attach (and detach by dropping
+/// A pool of detector workers: each camera is served by one of them (the least loaded when it
+/// attaches). One worker keeps one session per model set-up; several workers run inference
+/// in parallel — on this 2-core machine one ONNX Runtime session keeps only about one core
+/// busy, two keep both (measured with `edge-agent bench`).
+pub struct DetectorPool {
+    workers: Vec<DetectorWorker>,
+}
+
+impl DetectorPool {
+    /// `workers` threads (at least one).
+    pub fn start(workers: usize) -> anyhow::Result<DetectorPool> {
+        let workers = (0..workers.max(1)).map(DetectorWorker::start).collect::<anyhow::Result<_>>()?;
+        Ok(DetectorPool { workers })
+    }
+
+    /// The default size: one worker per core.
+    pub fn default_workers() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
+    /// A handle for camera `camera_id` on the least loaded worker (see [`DetectorWorker::attach`]).
+    pub fn attach(&mut self, camera_id: &str, model: &str, options: &DetectorOptions, ort_lib: &Path) -> anyhow::Result<CameraDetector> {
+        let worker = self.workers.iter_mut().min_by_key(|w| w.attached()).expect("at least one worker");
+        worker.attach(camera_id, model, options, ort_lib)
+    }
+
+    /// Waits for every worker to finish (each ends when its cameras' handles are gone).
+    pub fn join(self) {
+        for w in self.workers {
+            w.join();
+        }
+    }
+}
+
+/// One worker thread and the detectors it holds. Cameras attach (and detach by dropping
 /// their handle) at any time.
 pub struct DetectorWorker {
     tx: Option<SyncSender<Msg>>,
@@ -116,28 +150,33 @@ pub struct DetectorWorker {
 }
 
 impl DetectorWorker {
-    pub fn start() -> anyhow::Result<DetectorWorker> {
+    pub fn start(index: usize) -> anyhow::Result<DetectorWorker> {
         let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
         let peers: Arc<Mutex<Vec<usize>>> = Arc::default();
         let thread = {
             let peers = Arc::clone(&peers);
             std::thread::Builder::new()
-                .name("detector".into())
+                .name(format!("detector-{index}"))
                 .spawn(move || serve(&rx, &peers))
                 .context("starting the detector worker")?
         };
         Ok(DetectorWorker { tx: Some(tx), slots: Vec::new(), peers, thread: Some(thread) })
     }
 
-    /// A handle for `cam`: shares the detector of an attached camera with the same model
+    /// Cameras attached now.
+    fn attached(&self) -> usize {
+        lock(&self.peers).iter().sum()
+    }
+
+    /// A handle for a camera: shares the detector of an attached camera with the same model
     /// set-up, or loads one (the error names the camera and model).
-    pub fn attach(&mut self, cam: &CameraConfig, ort_lib: &Path) -> anyhow::Result<CameraDetector> {
+    pub fn attach(&mut self, camera_id: &str, model: &str, options: &DetectorOptions, ort_lib: &Path) -> anyhow::Result<CameraDetector> {
         let tx = self.tx.clone().ok_or_else(|| anyhow::anyhow!("the detector worker has stopped"))?;
-        let key = format!("{}|{:?}", cam.model, cam.detector);
+        let key = format!("{model}|{options:?}");
         let slot = match self.slots.iter().position(|(k, _)| *k == key) {
             Some(slot) => slot,
             None => {
-                let det = load_detector(&cam.model, &cam.detector, ort_lib).with_context(|| format!("camera {}", cam.id))?;
+                let det = load_detector(model, options, ort_lib).with_context(|| format!("camera {camera_id}"))?;
                 self.slots.push((key, det.labels().to_vec()));
                 lock(&self.peers).push(0);
                 tx.send(Msg::Add(det)).map_err(|_| anyhow::anyhow!("the detector worker has stopped"))?;

@@ -86,7 +86,8 @@ pub fn run(
         telemetry,
     });
     // Every camera's model loads now: a wrong model fails the command before anything streams.
-    let mut cameras = CameraSet::new(Arc::clone(&shared), config.ort_lib.clone())?;
+    let workers = config.detector_workers.unwrap_or_else(detection::DetectorPool::default_workers);
+    let mut cameras = CameraSet::new(Arc::clone(&shared), config.ort_lib.clone(), workers)?;
     for cam in &config.cameras {
         if let Err(e) = cameras.start(cam.clone()) {
             stop.store(true, Ordering::Relaxed);
