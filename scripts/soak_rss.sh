@@ -32,6 +32,7 @@ duration="$(seconds_of "${DURATION:-30m}")"
 interval="$(seconds_of "${INTERVAL:-10}")"
 warmup="$(seconds_of "${WARMUP:-$(( duration / 5 ))}")"
 tolerance="${TOLERANCE:-5}"
+# MAX_DETECT_FPS: cap detection per camera (max_detect_fps), e.g. 12.5 for the 4×720p target.
 clips=(${CLIPS:-intersection_day_960x540 motorbikes_vn_intersection_1006x720 parking_topdown_768x432 motorbikes_jakarta_boulevard_1024x576})
 bin="$root/target/${PROFILE:-debug}/edge-agent"
 [[ -x "$bin" ]] || { echo "error: $bin not found: run cargo build --workspace --bins" >&2; exit 2; }
@@ -63,8 +64,12 @@ wait_port() { # port: until something listens (30 s)
   echo "error: nothing listening on port $1 after 30 s" >&2; return 1
 }
 # A sample config's cameras, with the source replaced by the RTSP URL (as scripts/demo.sh does).
-cameras_of() { # sample config, RTSP URL
-  awk -v url="$2" 'found || /^\[\[cameras\]\]/ { found = 1; if ($1 == "source") print "source = \"" url "\""; else print }' "$1"
+cameras_of() { # sample config, RTSP URL (+ max_detect_fps = $MAX_DETECT_FPS when set)
+  awk -v url="$2" -v cap="${MAX_DETECT_FPS:-}" 'found || /^\[\[cameras\]\]/ {
+    found = 1
+    if ($1 == "source") { print "source = \"" url "\""; if (cap != "") print "max_detect_fps = " cap }
+    else print
+  }' "$1"
 }
 
 {
@@ -81,8 +86,9 @@ cameras_of() { # sample config, RTSP URL
   done
 } >"$dir/agent.toml"
 
+ops_port="$(free_port)"
 "$bin" run --config "$dir/agent.toml" --events "$dir/events.jsonl" --state-dir "$dir/state" --log info \
-  >"$dir/agent.log" 2>&1 &
+  --http-listen "127.0.0.1:$ops_port" >"$dir/agent.log" 2>&1 &
 agent=$!
 echo "soak: edge-agent run (pid $agent, $bin) on ${#clips[@]} looping RTSP cameras: ${clips[*]}"
 echo "soak: ${duration} s, RSS every ${interval} s, warm-up ${warmup} s, tolerance ±${tolerance} %; files in $dir"
@@ -101,6 +107,14 @@ while :; do
 done
 
 # The agent must have been doing the work: every camera running and producing events.
+# Real-time check: every camera's processing rate and drops, from the agent's /health.
+curl -fsS "http://127.0.0.1:$ops_port/health" | python3 -c '
+import json, sys
+h = json.load(sys.stdin)
+for cam, c in h["cameras"].items():
+    print(f"  {cam:<32} {c[\"state\"]:<9} {c[\"fps\"]:6.1f} detected fps  {c[\"frames\"]:7d} frames  {c[\"dropped\"]:6d} dropped")
+' || echo "  (no /health answer)"
+
 python3 - "$dir/rss.csv" "$dir/events.jsonl" "$warmup" "$tolerance" "${#clips[@]}" <<'EOF'
 import collections, csv, json, sys
 rss_csv, events_path, warmup, tolerance, cameras = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])

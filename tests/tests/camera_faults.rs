@@ -199,7 +199,11 @@ fn check_operations_endpoint(agent: &Agent, cameras: &[(&str, String)], good: &s
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {frames_line} in:\n{metrics}"));
     assert!(frames > 50.0, "{frames_line} = {frames}");
-    assert!(metrics.contains("roadsight_agent_stage_seconds_bucket"), "stage histograms exported");
+    for stage in ["decode_wait", "preprocess", "inference", "postprocess", "analytics", "frame_to_events"] {
+        assert!(metrics.contains(&format!("stage=\"{stage}\"")), "stage histogram {stage} exported");
+    }
+    assert_eq!(health["delivery"]["transport"], "json_lines", "{health}");
+    assert!(health["delivery"]["delivered"].as_u64().unwrap_or(0) > 0, "events delivered: {health}");
     assert!(metrics.contains("roadsight_agent_outbox_depth"), "outbox depth exported");
     assert!(!metrics.contains("wrong-pass") && !health.to_string().contains("wrong-pass"), "no credentials");
 }

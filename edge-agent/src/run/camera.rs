@@ -215,10 +215,11 @@ impl CameraWorker {
         }
     }
 
-    fn record_frame(&self, decoded_at: Instant, analytics: Duration) {
+    fn record_frame(&self, decode_wait: Duration, decoded_at: Instant, analytics: Duration) {
         let (t, cam) = (&self.shared.telemetry, self.cfg.id.as_str());
         let d = self.detector.timings();
         t.frame(cam);
+        t.stage(cam, Stage::DecodeWait, decode_wait);
         t.stage(cam, Stage::Preprocess, d.preprocess);
         t.stage(cam, Stage::Inference, d.inference);
         t.stage(cam, Stage::Postprocess, d.postprocess);
@@ -291,6 +292,8 @@ impl CameraWorker {
         let started = Instant::now();
         let mut session_frames = 0u64;
         let mut reported_drops = 0u64;
+        // Since the worker became free for the next frame (its wait for the decoder).
+        let mut waiting_since = Instant::now();
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(SessionEnd::Stopped);
@@ -315,6 +318,7 @@ impl CameraWorker {
             };
             last_frame = Instant::now();
             let decoded_at = last_frame;
+            let decode_wait = decoded_at - waiting_since;
             if !running {
                 running = true;
                 self.set_health(&Health::Running).map_err(SessionError::Fatal)?;
@@ -336,7 +340,8 @@ impl CameraWorker {
                 self.emit(e.pts, e.body).map_err(SessionError::Fatal)?;
             }
             drop(frame);
-            self.record_frame(decoded_at, analytics_took);
+            self.record_frame(decode_wait, decoded_at, analytics_took);
+            waiting_since = Instant::now();
             self.summary.frames += 1;
             session_frames += 1;
             self.progress.set_position(t.as_millis() as u64);

@@ -100,6 +100,7 @@ pub fn run(
     let delivery = {
         let outbox = Arc::clone(&outbox);
         let dstop = Arc::clone(&delivery_stop);
+        let telemetry = Arc::clone(&shared.telemetry);
         let drain = options.drain_timeout;
         let target = match &options.delivery {
             Delivery::JsonLines(Some(p)) => Ok(sink::JsonLinesSink::file(p)?),
@@ -109,8 +110,8 @@ pub fn run(
         std::thread::Builder::new()
             .name("delivery".into())
             .spawn(move || match target {
-                Ok(file) => file.run(&outbox, &dstop),
-                Err(settings) => mqtt::run(&settings, &outbox, &dstop, drain),
+                Ok(file) => file.run(&outbox, &dstop, &telemetry),
+                Err(settings) => mqtt::run(&settings, &outbox, &dstop, drain, &telemetry),
             })
             .context("starting event delivery")?
     };

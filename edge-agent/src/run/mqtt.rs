@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::outbox::Outbox;
+use super::telemetry::Telemetry;
 
 #[derive(Clone)]
 pub struct MqttSettings {
@@ -109,9 +110,10 @@ const STATUS: i64 = -1;
 /// Publishes until `stop` is set; then keeps delivering for up to `drain` so the outbox
 /// empties, and returns the number of messages delivered (anything left is sent at the next
 /// start).
-pub fn run(settings: &MqttSettings, outbox: &Outbox, stop: &AtomicBool, drain: Duration) -> anyhow::Result<u64> {
+pub fn run(settings: &MqttSettings, outbox: &Outbox, stop: &AtomicBool, drain: Duration, telemetry: &Telemetry) -> anyhow::Result<u64> {
+    telemetry.delivery_transport("mqtt");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(deliver(settings, outbox, stop, drain))
+    rt.block_on(deliver(settings, outbox, stop, drain, telemetry))
 }
 
 fn options(s: &MqttSettings) -> MqttOptions {
@@ -248,7 +250,7 @@ impl Shutdown<'_> {
     }
 }
 
-async fn deliver(s: &MqttSettings, outbox: &Outbox, stop: &AtomicBool, drain: Duration) -> anyhow::Result<u64> {
+async fn deliver(s: &MqttSettings, outbox: &Outbox, stop: &AtomicBool, drain: Duration, telemetry: &Telemetry) -> anyhow::Result<u64> {
     let broker = format!("{}:{}", s.host, s.port);
     let mut shutdown = Shutdown { stop, drain, deadline: None };
     let mut delivered = 0u64;
@@ -257,9 +259,13 @@ async fn deliver(s: &MqttSettings, outbox: &Outbox, stop: &AtomicBool, drain: Du
         if shutdown.due(|| outbox.depth().is_ok_and(|d| d == 0)) {
             return Ok(delivered);
         }
-        match session(s, outbox, &mut shutdown, &mut delivered, &mut failures).await? {
-            SessionEnd::Done => return Ok(delivered),
+        match session(s, outbox, &mut shutdown, &mut delivered, &mut failures, telemetry).await? {
+            SessionEnd::Done => {
+                telemetry.broker(Some("stopped".into()));
+                return Ok(delivered);
+            }
             SessionEnd::Lost(e) => {
+                telemetry.broker(Some(e.clone()));
                 failures += 1;
                 let wait = Duration::from_millis((250u64 << failures.min(5)).min(5000));
                 if failures == 1 || failures.is_multiple_of(20) {
@@ -418,6 +424,7 @@ async fn session(
     shutdown: &mut Shutdown<'_>,
     delivered: &mut u64,
     failures: &mut u32,
+    telemetry: &Telemetry,
 ) -> anyhow::Result<SessionEnd> {
     let mut s = Session { settings, outbox, conn: Connection::open(settings), connected: false, flight: InFlight::default() };
     loop {
@@ -445,6 +452,10 @@ async fn session(
         // Acknowledged before any failure: delivered all the same.
         outbox.remove(&acked)?;
         *delivered += acked.len() as u64;
+        telemetry.delivered(acked.len() as u64);
+        if s.connected && !telemetry.broker_connected() {
+            telemetry.broker(None);
+        }
         if s.connected {
             *failures = 0;
         }

@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use super::outbox::Outbox;
-use super::telemetry::{CameraHealth, Telemetry};
+use super::telemetry::{CameraHealth, DeliveryHealth, Telemetry};
 
 #[derive(Clone)]
 struct Ops {
@@ -44,11 +44,13 @@ struct OutboxHealth {
 
 #[derive(Serialize)]
 struct AgentHealth {
-    /// `ok` when every camera is running and the outbox has room, else `degraded`.
+    /// `ok` when every camera is running, the broker connected and the outbox has room,
+    /// else `degraded`.
     status: &'static str,
     site_id: String,
     agent_id: String,
     outbox: OutboxHealth,
+    delivery: DeliveryHealth,
     cameras: std::collections::BTreeMap<String, CameraHealth>,
 }
 
@@ -60,12 +62,15 @@ async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
 async fn health(State(ops): State<Ops>) -> Json<AgentHealth> {
     let (depth, bytes, full) = ops.refresh_outbox();
     let cameras = ops.telemetry.cameras();
-    let healthy = !full && cameras.values().all(|c| c.state == "running");
+    let delivery = ops.telemetry.delivery();
+    let broker_ok = delivery.transport != "mqtt" || delivery.connected;
+    let healthy = !full && broker_ok && cameras.values().all(|c| c.state == "running");
     Json(AgentHealth {
         status: if healthy { "ok" } else { "degraded" },
         site_id: ops.site_id.clone(),
         agent_id: ops.agent_id.clone(),
         outbox: OutboxHealth { depth, bytes, full },
+        delivery,
         cameras,
     })
 }

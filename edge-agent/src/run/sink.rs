@@ -12,6 +12,7 @@ use anyhow::Context;
 use roadsight_events::topics::{self, Topic};
 
 use super::outbox::Outbox;
+use super::telemetry::Telemetry;
 
 pub struct JsonLinesSink {
     out: Box<dyn Write + Send>,
@@ -52,7 +53,8 @@ impl JsonLinesSink {
     }
 
     /// Drains the outbox until `stop` is set and it is empty.
-    pub fn run(mut self, outbox: &Outbox, stop: &AtomicBool) -> anyhow::Result<u64> {
+    pub fn run(mut self, outbox: &Outbox, stop: &AtomicBool, telemetry: &Telemetry) -> anyhow::Result<u64> {
+        telemetry.delivery_transport("json_lines");
         let mut written = 0u64;
         loop {
             let batch = outbox.next_batch(0, 256)?;
@@ -70,6 +72,7 @@ impl JsonLinesSink {
             let ids: Vec<i64> = batch.iter().map(|m| m.id).collect();
             outbox.remove(&ids)?;
             written += ids.len() as u64;
+            telemetry.delivered(ids.len() as u64);
         }
         self.out.flush()?;
         Ok(written)

@@ -35,6 +35,9 @@ struct StageLabel {
 /// Stages timed per frame.
 #[derive(Debug, Clone, Copy)]
 pub enum Stage {
+    /// The worker waiting for the decoder's next frame (high: the camera or decode is the
+    /// bottleneck; decoding itself runs in GStreamer's threads).
+    DecodeWait,
     Preprocess,
     Inference,
     Postprocess,
@@ -47,6 +50,7 @@ pub enum Stage {
 impl Stage {
     fn name(self) -> &'static str {
         match self {
+            Stage::DecodeWait => "decode_wait",
             Stage::Preprocess => "preprocess",
             Stage::Inference => "inference",
             Stage::Postprocess => "postprocess",
@@ -77,6 +81,19 @@ pub struct CameraHealth {
     last_frame: Option<Instant>,
 }
 
+/// Where events go and whether that works now, as `/health` shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeliveryHealth {
+    /// `mqtt` or `json_lines`.
+    pub transport: &'static str,
+    /// MQTT: connected to the broker now.
+    pub connected: bool,
+    /// MQTT: why the last connection failed or dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub delivered: u64,
+}
+
 pub struct Telemetry {
     registry: Registry,
     frames: Family<CameraLabel, Counter>,
@@ -86,7 +103,10 @@ pub struct Telemetry {
     stages: Family<StageLabel, Histogram>,
     outbox_depth: Gauge,
     outbox_bytes: Gauge,
+    delivered: Counter,
+    broker_connected: Gauge,
     cameras: Mutex<BTreeMap<String, CameraHealth>>,
+    delivery: Mutex<DeliveryHealth>,
 }
 
 impl Telemetry {
@@ -101,6 +121,8 @@ impl Telemetry {
         });
         let outbox_depth = Gauge::default();
         let outbox_bytes = Gauge::default();
+        let delivered = Counter::default();
+        let broker_connected = Gauge::default();
         registry.register("frames_processed", "Frames run through detection and analytics", frames.clone());
         registry.register("frames_dropped", "Frames a live camera skipped because processing was busy", dropped.clone());
         registry.register("camera_reconnects", "Times a camera's stream was reopened", reconnects.clone());
@@ -108,6 +130,8 @@ impl Telemetry {
         registry.register("stage_seconds", "Time per frame in each pipeline stage", stages.clone());
         registry.register("outbox_depth", "Messages stored and not yet delivered", outbox_depth.clone());
         registry.register("outbox_bytes", "Bytes stored in the outbox", outbox_bytes.clone());
+        registry.register("messages_delivered", "Messages the broker acknowledged (or written to the file)", delivered.clone());
+        registry.register("broker_connected", "1 while connected to the MQTT broker", broker_connected.clone());
         let cameras = BTreeMap::new();
         Arc::new(Telemetry {
             registry,
@@ -118,7 +142,10 @@ impl Telemetry {
             stages,
             outbox_depth,
             outbox_bytes,
+            delivered,
+            broker_connected,
             cameras: Mutex::new(cameras),
+            delivery: Mutex::new(DeliveryHealth::default()),
         })
     }
 
@@ -207,6 +234,34 @@ impl Telemetry {
                 c.fps = 0.0;
             }
         });
+    }
+
+    /// The delivery transport in use (`mqtt`, `json_lines`).
+    pub fn delivery_transport(&self, transport: &'static str) {
+        self.delivery.lock().unwrap_or_else(|p| p.into_inner()).transport = transport;
+    }
+
+    pub fn delivered(&self, n: u64) {
+        self.delivered.inc_by(n);
+        self.delivery.lock().unwrap_or_else(|p| p.into_inner()).delivered += n;
+    }
+
+    /// The broker connection is up (`None`) or was lost (`Some(reason)`).
+    pub fn broker(&self, lost: Option<String>) {
+        self.broker_connected.set(i64::from(lost.is_none()));
+        let mut d = self.delivery.lock().unwrap_or_else(|p| p.into_inner());
+        d.connected = lost.is_none();
+        if lost.is_some() {
+            d.last_error = lost;
+        }
+    }
+
+    pub fn broker_connected(&self) -> bool {
+        self.broker_connected.get() == 1
+    }
+
+    pub fn delivery(&self) -> DeliveryHealth {
+        self.delivery.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn outbox(&self, depth: i64, bytes: i64) {
