@@ -64,10 +64,12 @@ wait_port() { # port: until something listens (30 s)
   echo "error: nothing listening on port $1 after 30 s" >&2; return 1
 }
 # A sample config's cameras, with the source replaced by the RTSP URL (as scripts/demo.sh does).
-cameras_of() { # sample config, RTSP URL (+ max_detect_fps = $MAX_DETECT_FPS when set)
-  awk -v url="$2" -v cap="${MAX_DETECT_FPS:-}" 'found || /^\[\[cameras\]\]/ {
+cameras_of() { # sample config, RTSP URL, index (+ max_detect_fps = $MAX_DETECT_FPS when set)
+  # The camera id gets the index appended, so one clip can be served as several cameras.
+  awk -v url="$2" -v i="$3" -v cap="${MAX_DETECT_FPS:-}" 'found || /^\[\[cameras\]\]/ {
     found = 1
     if ($1 == "source") { print "source = \"" url "\""; if (cap != "") print "max_detect_fps = " cap }
+    else if ($1 == "id" && !renamed) { sub(/"$/, "_" i "\""); print; renamed = 1 }
     else print
   }' "$1"
 }
@@ -81,7 +83,7 @@ cameras_of() { # sample config, RTSP URL (+ max_detect_fps = $MAX_DETECT_FPS whe
     "$bin" simulate-camera --input "$samples/$clip.mp4" --port "$port" --mount "/cam$i" >"$dir/camera-$i.log" 2>&1 &
     pids+=($!)
     wait_port "$port"
-    cameras_of "$root/samples/$clip.toml" "rtsp://127.0.0.1:$port/cam$i"
+    cameras_of "$root/samples/$clip.toml" "rtsp://127.0.0.1:$port/cam$i" "$i"
     echo
   done
 } >"$dir/agent.toml"
@@ -108,12 +110,33 @@ done
 
 # The agent must have been doing the work: every camera running and producing events.
 # Real-time check: every camera's processing rate and drops, from the agent's /health.
-curl -fsS "http://127.0.0.1:$ops_port/health" | python3 -c '
+curl -fsS "http://127.0.0.1:$ops_port/health" >"$dir/health.json" && python3 - "$dir/health.json" <<'PY' || echo "  (no /health answer)"
 import json, sys
-h = json.load(sys.stdin)
+h = json.load(open(sys.argv[1]))
 for cam, c in h["cameras"].items():
-    print(f"  {cam:<32} {c[\"state\"]:<9} {c[\"fps\"]:6.1f} detected fps  {c[\"frames\"]:7d} frames  {c[\"dropped\"]:6d} dropped")
-' || echo "  (no /health answer)"
+    print(f"  {cam:<36} {c['state']:<9} {c['fps']:6.1f} detected fps  {c['frames']:7d} frames  {c['dropped']:6d} dropped")
+PY
+curl -fsS "http://127.0.0.1:$ops_port/metrics" >"$dir/metrics.txt" || true
+python3 - "$dir/metrics.txt" <<'PY' || true
+# frame → events p99 per camera from the Prometheus histogram (upper bucket bound).
+import re, sys, collections
+buckets = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    m = re.match(r'roadsight_agent_stage_seconds_bucket\{([^}]*)\} (\S+)', line)
+    if not m:
+        continue
+    labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+    if labels.get("stage") == "frame_to_events":
+        le = float("inf") if labels["le"] == "+Inf" else float(labels["le"])
+        buckets[labels["camera"]].append((le, float(m.group(2))))
+for cam, bs in sorted(buckets.items()):
+    bs.sort()
+    total = bs[-1][1]
+    p99 = next(le for le, n in bs if n >= 0.99 * total)
+    p50 = next(le for le, n in bs if n >= 0.50 * total)
+    print(f"  {cam:<36} frame→events p50 ≤ {p50 * 1000:.0f} ms, p99 ≤ {p99 * 1000:.0f} ms ({int(total)} frames)")
+PY
+
 
 python3 - "$dir/rss.csv" "$dir/events.jsonl" "$warmup" "$tolerance" "${#clips[@]}" <<'EOF'
 import collections, csv, json, sys

@@ -15,11 +15,16 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use super::camera::Health;
+
+/// Stage histogram buckets: fine around the real-time budgets (a 25 fps frame is 40 ms; the
+/// live frame → event target is 150 ms).
+const STAGE_BUCKETS_SECS: [f64; 18] =
+    [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CameraLabel {
@@ -116,9 +121,7 @@ impl Telemetry {
         let dropped = Family::<CameraLabel, Counter>::default();
         let reconnects = Family::<CameraLabel, Counter>::default();
         let fps = Family::<CameraLabel, Gauge<f64, AtomicU64>>::default();
-        let stages = Family::<StageLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.0005, 2.0, 14))
-        });
+        let stages = Family::<StageLabel, Histogram>::new_with_constructor(|| Histogram::new(STAGE_BUCKETS_SECS.iter().copied()));
         let outbox_depth = Gauge::default();
         let outbox_bytes = Gauge::default();
         let delivered = Counter::default();
