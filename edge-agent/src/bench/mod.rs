@@ -34,7 +34,7 @@ use roadsight_pipeline::track::TrackerConfig;
 use crate::cli::BenchCmd;
 use crate::model::load_detector;
 use crate::run::detection::{CameraDetector, DetectorPool};
-use crate::run::processor::{ClassMap, FrameProcessor};
+use crate::run::processor::{ClassMap, DetectionRules, FrameProcessor};
 use report::{BenchReport, BoundReport, PipelineReport, StageReport, StreamReport, ThroughputReport};
 use stats::{CpuMeter, Samples};
 
@@ -54,6 +54,8 @@ pub struct Scene {
     pub classes: Vec<ObjectClass>,
     pub tracker: TrackerConfig,
     pub analytics: AnalyticsConfig,
+    /// Per-class thresholds, night profile, rider–bike fusion (from a config's camera).
+    pub rules: DetectionRules,
 }
 
 impl Scene {
@@ -85,6 +87,7 @@ impl Scene {
                 counts_interval: Some(Duration::from_secs(5)),
                 incidents: IncidentConfig { update_every: Duration::from_secs(10), ..IncidentConfig::default() },
             },
+            rules: DetectionRules::default(),
         }
     }
 }
@@ -120,6 +123,7 @@ pub fn command(cmd: &BenchCmd, ort_lib: &Path) -> anyhow::Result<()> {
                 classes: cam.classes.clone(),
                 tracker: cam.tracker.clone(),
                 analytics: cam.analytics.clone(),
+                rules: cam.rules.clone(),
             };
             (scene, cam.detector.clone(), Some(cam.model.clone()))
         }
@@ -468,7 +472,8 @@ fn pipeline_stream(opts: &BenchOptions, mut detector: CameraDetector, bar: &Prog
     };
     let clock = StreamClock { origin: crate::config::DEFAULT_FILE_EPOCH.parse().context("default file epoch")? };
     let classes = ClassMap::new(detector.labels(), &opts.scene.classes);
-    let mut processor = FrameProcessor::new(classes, opts.scene.tracker.clone(), opts.scene.analytics.clone(), clock);
+    let mut processor = FrameProcessor::new(classes, opts.scene.tracker.clone(), opts.scene.analytics.clone(), clock)
+        .with_rules(opts.scene.rules.clone());
     let mut frames = 0u64;
     std::thread::scope(|s| -> anyhow::Result<()> {
         // A rendezvous: the source thread holds one frame while the worker is busy, as

@@ -12,11 +12,14 @@ use chrono::{DateTime, Utc};
 use roadsight_events::{Location, ObjectClass};
 use roadsight_pipeline::analytics::incidents::{CongestionRule, SpeedingRule, StoppedRule, WrongWayRule, ZoneRules};
 use roadsight_pipeline::analytics::{Anchor, AnalyticsConfig, IncidentConfig, LineSpec, ZoneSpec};
+use roadsight_pipeline::detect::tiles::{MergeOptions, NormRect, TileGrid, TilePlan};
 use roadsight_pipeline::detect::DetectorOptions;
 use roadsight_pipeline::source::{redact_uri, Pacing};
 use roadsight_pipeline::track::TrackerConfig;
 
 use crate::run::mqtt::{self, MqttSettings};
+use crate::run::processor::{ClassThresholds, DetectionRules, NightProfile};
+use roadsight_pipeline::analytics::fusion::{TwoWheelerConfig, ZoneKind};
 
 /// Default origin of stream time for file sources: replaying a clip gives identical times.
 pub const DEFAULT_FILE_EPOCH: &str = "2020-01-01T00:00:00Z";
@@ -65,6 +68,8 @@ pub struct CameraConfig {
     pub analytics: AnalyticsConfig,
     /// Least stream time between two detected frames (`max_detect_fps`); `None`: every frame.
     pub min_detect_interval: Option<Duration>,
+    /// Per-class thresholds, night profile, rider–bike fusion (applied by `FrameProcessor`).
+    pub rules: DetectionRules,
 }
 
 impl CameraConfig {
@@ -355,6 +360,11 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
             None
         }
     };
+    let input_long_side = check_range(errs, &format!("{dk}.input_long_side"), d.input_long_side, 32, 8192);
+    if input_long_side.is_some() && input_size.is_some() {
+        errs.add(&dk, "input_long_side (aspect-matched size) and input_width/input_height exclude each other");
+    }
+    let tiling = tile_plan(errs, &dk, d);
     let threads = check_range(errs, &format!("{dk}.threads"), d.threads, 1, 64).unwrap_or(2);
     let mut detect_classes = classes(errs, &format!("{dk}.classes"), cam.detector.classes.clone());
     if detect_classes.is_empty() {
@@ -414,6 +424,7 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
             }
         })
         .collect();
+    let zone_kinds = zone_kinds(errs, key, &cam.zones);
     let mut zone_rules = Vec::new();
     let zones = cam
         .zones
@@ -452,6 +463,10 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
         update_every: positive_secs(errs, &format!("{key}.incident_update_secs"), cam.incident_update_secs)
             .unwrap_or(Duration::from_secs(10)),
     };
+    let rules = detection_rules(errs, key, &cam.detector, score, cam.fusion.as_ref(), cam.night.as_ref(), zone_kinds);
+    // The detector runs at the lowest threshold any class uses, day or night; the processor
+    // applies each class's own.
+    let score = detector_floor(score, &rules);
     Some(CameraConfig {
         id: cam.id,
         name: cam.name,
@@ -460,12 +475,122 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
         clock_origin,
         location: cam.location.map(|l| Location { lat: l.lat, lon: l.lon, road: l.road }),
         model,
-        detector: DetectorOptions { input_size, score_threshold: score, nms_iou: nms, threads, verify_sha256: true },
+        detector: DetectorOptions {
+            input_size,
+            input_long_side,
+            tiling,
+            score_threshold: score,
+            nms_iou: nms,
+            threads,
+            verify_sha256: true,
+        },
         classes: detect_classes,
         tracker,
         analytics: AnalyticsConfig { lines, zones, counts_interval, incidents },
         min_detect_interval,
+        rules,
     })
+}
+
+/// Zones with a `kind`, for the probable-two-wheeler rule (polygon errors are reported with
+/// the zones themselves).
+fn zone_kinds(errs: &mut Errors, key: &str, zones: &[raw::RawZone]) -> Vec<(ZoneKind, Vec<(f32, f32)>)> {
+    zones
+        .iter()
+        .enumerate()
+        .filter_map(|(i, z)| {
+            let kind = match z.kind.as_deref()? {
+                "carriageway" => ZoneKind::Carriageway,
+                "crossing" => ZoneKind::Crossing,
+                "pavement" => ZoneKind::Pavement,
+                other => {
+                    errs.add(format!("{key}.zones[{i}].kind"), format!("unknown zone kind '{other}' (carriageway, crossing or pavement)"));
+                    return None;
+                }
+            };
+            Some((kind, z.polygon.iter().filter(|p| p.len() == 2).map(|p| (p[0] as f32, p[1] as f32)).collect()))
+        })
+        .collect()
+}
+
+/// `class_thresholds` tables: known class names, values in [0, 1].
+fn class_thresholds(errs: &mut Errors, key: &str, table: Option<&std::collections::BTreeMap<String, f32>>) -> Vec<(ObjectClass, f32)> {
+    let known = || ObjectClass::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ");
+    table
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, &t)| {
+            let Some(class) = ObjectClass::from_label(name) else {
+                errs.add(format!("{key}.{name}"), format!("unknown class '{name}' (known: {})", known()));
+                return None;
+            };
+            Some((class, check_range(errs, &format!("{key}.{name}"), Some(t), 0.0, 1.0)?))
+        })
+        .collect()
+}
+
+/// Per-class thresholds, the night profile and fusion of one camera.
+fn detection_rules(
+    errs: &mut Errors,
+    key: &str,
+    d: &raw::RawDetector,
+    score: Option<f32>,
+    fusion: Option<&raw::RawFusion>,
+    night: Option<&raw::RawNight>,
+    zones: Vec<(ZoneKind, Vec<(f32, f32)>)>,
+) -> DetectionRules {
+    let dk = format!("{key}.detector");
+    let per_class = class_thresholds(errs, &format!("{dk}.class_thresholds"), d.class_thresholds.as_ref());
+    if (d.class_thresholds.is_some() || night.is_some()) && score.is_none() {
+        errs.add(
+            format!("{dk}.score_threshold"),
+            "needed with class_thresholds or [night] (it is the threshold of the classes they do not list)",
+        );
+    }
+    let fk = format!("{key}.fusion");
+    let fusion = fusion.filter(|f| f.enabled != Some(false)).map(|f| {
+        let defaults = TwoWheelerConfig::default();
+        TwoWheelerConfig {
+            zones,
+            min_speed_px_s: check_range(errs, &format!("{fk}.min_speed_px_s"), f.min_speed_px_s, 0.0, 10000.0)
+                .unwrap_or(defaults.min_speed_px_s),
+            window: positive_secs(errs, &format!("{fk}.speed_window_secs"), f.speed_window_secs).unwrap_or(defaults.window),
+        }
+    });
+    DetectionRules {
+        thresholds: ClassThresholds { default: score, per_class },
+        night: night.and_then(|n| night_profile(errs, &format!("{key}.night"), n, score)),
+        fusion,
+    }
+}
+
+fn night_profile(errs: &mut Errors, nk: &str, n: &raw::RawNight, day_score: Option<f32>) -> Option<NightProfile> {
+    let mut time = |field: &str, v: &str| {
+        chrono::NaiveTime::parse_from_str(v, "%H:%M")
+            .map_err(|_| errs.add(format!("{nk}.{field}"), format!("'{v}' is not a time of day like \"18:00\"")))
+            .ok()
+    };
+    let (from, to) = (time("from", &n.from), time("to", &n.to));
+    let offset = check_range(errs, &format!("{nk}.utc_offset_hours"), n.utc_offset_hours, -12.0, 14.0).unwrap_or(0.0);
+    let default = check_range(errs, &format!("{nk}.score_threshold"), n.score_threshold, 0.0, 1.0).or(day_score);
+    let per_class = class_thresholds(errs, &format!("{nk}.class_thresholds"), n.class_thresholds.as_ref());
+    let (from, to) = (from?, to?);
+    if from == to {
+        errs.add(nk, "from and to are the same time (an empty or whole-day night)");
+        return None;
+    }
+    Some(NightProfile {
+        from,
+        to,
+        utc_offset_secs: (offset * 3600.0).round() as i32,
+        thresholds: ClassThresholds { default, per_class },
+    })
+}
+
+/// The threshold the detector runs at: the lowest any class uses, day or night.
+fn detector_floor(score: Option<f32>, rules: &DetectionRules) -> Option<f32> {
+    let night = rules.night.as_ref().and_then(|n| n.thresholds.floor());
+    [score, rules.thresholds.floor(), night].into_iter().flatten().reduce(f32::min)
 }
 
 fn zone_incidents(errs: &mut Errors, zk: &str, z: &raw::RawZone, polygon: &[(f32, f32)]) -> Option<ZoneRules> {
@@ -527,6 +652,38 @@ fn speeding(errs: &mut Errors, key: &str, s: &raw::RawSpeeding) -> Option<Speedi
         limit_kmh: check_range(errs, &format!("{key}.limit_kmh"), Some(s.limit_kmh), 1.0, 300.0)?,
         min_duration: positive_secs(errs, &format!("{key}.min_secs"), s.min_secs).unwrap_or(Duration::from_secs(1)),
     })
+}
+
+/// `roi` and `tiles` of a camera's detector → the plan the detector runs (none: whole frame).
+fn tile_plan(errs: &mut Errors, dk: &str, d: &raw::RawDetector) -> Option<Arc<TilePlan>> {
+    let roi = d.roi.as_ref().and_then(|r| {
+        let key = format!("{dk}.roi");
+        if r.len() != 4 {
+            errs.add(&key, format!("expected [x0, y0, x1, y1], got {} number(s)", r.len()));
+            return None;
+        }
+        let v: Vec<f32> = r
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| check_range(errs, &format!("{key}[{i}]"), Some(c), 0.0, 1.0).unwrap_or(0.0) as f32)
+            .collect();
+        if v[2] - v[0] < 0.01 || v[3] - v[1] < 0.01 {
+            errs.add(&key, "x1 must exceed x0 and y1 must exceed y0 (coordinates are fractions of the frame)");
+            return None;
+        }
+        Some(NormRect { x0: v[0], y0: v[1], x1: v[2], y1: v[3] })
+    });
+    let mut merge = MergeOptions::default();
+    let grid = d.tiles.as_ref().map(|t| {
+        let tk = format!("{dk}.tiles");
+        let rows = check_range(errs, &format!("{tk}.rows"), Some(t.rows), 1, 8).unwrap_or(1);
+        let cols = check_range(errs, &format!("{tk}.cols"), Some(t.cols), 1, 8).unwrap_or(1);
+        let overlap = check_range(errs, &format!("{tk}.overlap"), t.overlap, 0.0, 0.5).unwrap_or(0.2);
+        merge.nms_iou = check_range(errs, &format!("{tk}.merge_iou"), t.merge_iou, 0.0, 1.0).unwrap_or(merge.nms_iou);
+        merge.ios = check_range(errs, &format!("{tk}.merge_ios"), t.merge_ios, 0.0, 1.0).unwrap_or(merge.ios);
+        TileGrid { rows, cols, overlap, full_frame: t.full_frame.unwrap_or(true) }
+    });
+    (roi.is_some() || grid.is_some()).then(|| Arc::new(TilePlan { roi, grid, merge }))
 }
 
 #[cfg(test)]
@@ -631,5 +788,128 @@ mod tests {
         let cfg = parse(&mqtt_config("url = \"mqtts://broker\"\nusername = \"u\"\npassword = \"p\"")).expect("valid");
         let m = cfg.mqtt.expect("mqtt");
         assert_eq!((m.host.as_str(), m.port, m.tls.is_some()), ("broker", 8883, true));
+    }
+
+    #[test]
+    fn detector_tiles_roi_and_auto_size_are_validated_with_key_paths() {
+        let cam = |detector: &str| format!("site_id = \"s\"\n[[cameras]]\nid = \"c1\"\nsource = \"rtsp://10.0.0.1/s\"\n[cameras.detector]\n{detector}\n");
+        let cfg = parse(&cam("model = \"yolox_nano_dynamic_hw\"\ninput_long_side = 960\nroi = [0.0, 0.3, 1.0, 1.0]\ntiles = { rows = 2, cols = 3, overlap = 0.2 }")).expect("valid");
+        let d = &cfg.cameras[0].detector;
+        assert_eq!(d.input_long_side, Some(960));
+        let plan = d.tiling.as_deref().expect("a plan");
+        assert_eq!(plan.roi, Some(NormRect { x0: 0.0, y0: 0.3, x1: 1.0, y1: 1.0 }));
+        assert_eq!(plan.grid, Some(TileGrid { rows: 2, cols: 3, overlap: 0.2, full_frame: true }));
+        assert!(parse(&cam("model = \"yolox_nano\"")).expect("valid").cameras[0].detector.tiling.is_none());
+
+        let errs = parse(&cam(
+            "input_long_side = 16\ninput_width = 640\ninput_height = 384\nroi = [0.5, 0.2, 0.4, 1.5]\ntiles = { rows = 0, cols = 3, overlap = 0.7, merge_ios = 2.0 }",
+        ))
+        .expect_err("invalid");
+        let all = errs.join("\n");
+        for needle in [
+            "cameras[0].detector.input_long_side: 16 is outside [32, 8192]",
+            "cameras[0].detector: input_long_side (aspect-matched size) and input_width/input_height exclude each other",
+            "cameras[0].detector.roi[3]: 1.5 is outside [0, 1]",
+            "cameras[0].detector.roi: x1 must exceed x0",
+            "cameras[0].detector.tiles.rows: 0 is outside [1, 8]",
+            "cameras[0].detector.tiles.overlap: 0.7 is outside [0, 0.5]",
+            "cameras[0].detector.tiles.merge_ios: 2 is outside [0, 1]",
+        ] {
+            assert!(all.contains(needle), "missing '{needle}' in:\n{all}");
+        }
+        let errs = parse(&cam("roi = [0.1, 0.2]")).expect_err("invalid");
+        assert!(errs.join("\n").contains("cameras[0].detector.roi: expected [x0, y0, x1, y1], got 2 number(s)"), "{errs:?}");
+    }
+}
+
+#[cfg(test)]
+mod detection_rules_tests {
+    use super::*;
+
+    fn camera(extra: &str) -> String {
+        format!("site_id = \"s\"\n[[cameras]]\nid = \"c1\"\nsource = \"rtsp://10.0.0.1/s\"\n{extra}\n")
+    }
+
+    fn parse(text: &str) -> Result<AgentConfig, Vec<String>> {
+        validate(toml::from_str(text).expect("syntax"), Path::new("/"))
+    }
+
+    #[test]
+    fn class_thresholds_night_and_fusion_are_read() {
+        let cfg = parse(&camera(
+            r#"
+            [cameras.detector]
+            score_threshold = 0.3
+            class_thresholds = { motorcycle = 0.2, person = 0.4 }
+            [cameras.night]
+            from = "18:00"
+            to = "06:00"
+            utc_offset_hours = 7
+            class_thresholds = { motorcycle = 0.1 }
+            [cameras.fusion]
+            min_speed_px_s = 80
+            [[cameras.zones]]
+            id = "road"
+            polygon = [[0.0, 0.3], [1.0, 0.3], [1.0, 1.0]]
+            kind = "carriageway"
+            [[cameras.zones]]
+            id = "zebra"
+            polygon = [[0.0, 0.5], [1.0, 0.5], [1.0, 0.6]]
+            kind = "crossing"
+            "#,
+        ))
+        .expect("valid");
+        let cam = &cfg.cameras[0];
+        let r = &cam.rules;
+        assert_eq!(r.thresholds.default, Some(0.3));
+        assert_eq!(r.thresholds.per_class, vec![(ObjectClass::Motorcycle, 0.2), (ObjectClass::Person, 0.4)]);
+        let night = r.night.as_ref().expect("night");
+        assert_eq!((night.utc_offset_secs, night.thresholds.default), (7 * 3600, Some(0.3)));
+        // The detector runs at the lowest threshold any class uses (night motorcycle 0.1).
+        assert_eq!(cam.detector.score_threshold, Some(0.1));
+        let fusion = r.fusion.as_ref().expect("fusion");
+        assert_eq!(fusion.min_speed_px_s, 80.0);
+        let kinds: Vec<ZoneKind> = fusion.zones.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, vec![ZoneKind::Carriageway, ZoneKind::Crossing]);
+        // Without the new sections nothing changes.
+        let plain = parse(&camera("detector = { score_threshold = 0.3 }")).expect("valid");
+        assert_eq!(plain.cameras[0].rules, DetectionRules { thresholds: ClassThresholds { default: Some(0.3), per_class: vec![] }, ..Default::default() });
+        assert_eq!(plain.cameras[0].detector.score_threshold, Some(0.3));
+    }
+
+    #[test]
+    fn bad_class_thresholds_night_and_zone_kinds_are_errors_with_key_paths() {
+        let errs = parse(&camera(
+            r#"
+            [cameras.detector]
+            class_thresholds = { ufo = 0.2, person = 1.4 }
+            [cameras.night]
+            from = "7pm"
+            to = "06:00"
+            utc_offset_hours = 20
+            class_thresholds = { bus = -0.1 }
+            [cameras.fusion]
+            speed_window_secs = 0
+            [[cameras.zones]]
+            id = "road"
+            polygon = [[0.0, 0.3], [1.0, 0.3], [1.0, 1.0]]
+            kind = "motorway"
+            "#,
+        ))
+        .expect_err("invalid");
+        let all = errs.join("\n");
+        for needle in [
+            "cameras[0].detector.class_thresholds.ufo: unknown class 'ufo' (known: person, bicycle, car, motorcycle, bus, truck)",
+            "cameras[0].detector.class_thresholds.person: 1.4 is outside [0, 1]",
+            "cameras[0].detector.score_threshold: needed with class_thresholds or [night]",
+            "cameras[0].night.from: '7pm' is not a time of day",
+            "cameras[0].night.utc_offset_hours: 20 is outside [-12, 14]",
+            "cameras[0].night.class_thresholds.bus: -0.1 is outside [0, 1]",
+            "cameras[0].fusion.speed_window_secs: 0 must be a positive number of seconds",
+            "cameras[0].zones[0].kind: unknown zone kind 'motorway'",
+        ] {
+            assert!(all.contains(needle), "missing '{needle}' in:\n{all}");
+        }
+        assert_eq!(errs.len(), 8, "{all}");
     }
 }

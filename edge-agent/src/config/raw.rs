@@ -93,6 +93,12 @@ pub struct RawCamera {
     /// Active incidents send an `updated` event this often (default 10 s).
     #[serde(default)]
     pub incident_update_secs: Option<f64>,
+    /// Rider–bike fusion and the probable-two-wheeler rule (absent: off).
+    #[serde(default)]
+    pub fusion: Option<RawFusion>,
+    /// Night thresholds and the local hours they apply in (absent: day thresholds always).
+    #[serde(default)]
+    pub night: Option<RawNight>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -155,11 +161,45 @@ pub struct RawDetector {
     pub input_width: Option<u32>,
     #[serde(default)]
     pub input_height: Option<u32>,
+    /// Aspect-matched input for `multiple_of_32` models: long side near this, never above
+    /// the frame's (or tile's) own size. Excludes input_width/input_height.
+    #[serde(default)]
+    pub input_long_side: Option<u32>,
+    /// Region of interest `[x0, y0, x1, y1]` (normalised [0, 1]): detect inside it only.
+    #[serde(default)]
+    pub roi: Option<Vec<f64>>,
+    /// Overlapping tiles over the ROI (or frame), merged without seam duplicates.
+    #[serde(default)]
+    pub tiles: Option<RawTiles>,
     #[serde(default)]
     pub threads: Option<usize>,
     /// Classes passed on to tracking (default: person, bicycle, car, motorcycle, bus, truck).
     #[serde(default)]
     pub classes: Option<Vec<String>>,
+    /// Per-class score thresholds (`{ motorcycle = 0.2, person = 0.4 }`); the classes not
+    /// listed keep `score_threshold`, which is then required.
+    #[serde(default)]
+    pub class_thresholds: Option<std::collections::BTreeMap<String, f32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTiles {
+    pub rows: u32,
+    pub cols: u32,
+    /// Fraction of a tile shared with its neighbour (default 0.2).
+    #[serde(default)]
+    pub overlap: Option<f32>,
+    /// Also one pass over the whole ROI/frame, for objects larger than a tile (default true).
+    #[serde(default)]
+    pub full_frame: Option<bool>,
+    /// Merge: IoU above which same-class boxes are one (default 0.5)…
+    #[serde(default)]
+    pub merge_iou: Option<f32>,
+    /// …and the intersection over the smaller box from which a box of another tile is a
+    /// duplicate (default 0.8).
+    #[serde(default)]
+    pub merge_ios: Option<f32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -215,4 +255,38 @@ pub struct RawZone {
     pub wrong_way: Option<RawWrongWay>,
     #[serde(default)]
     pub congestion: Option<RawCongestion>,
+    /// `carriageway`, `crossing` or `pavement`: where a fast person is a two-wheeler (the
+    /// first) or stays a pedestrian (the others). Used by `[cameras.fusion]`.
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFusion {
+    /// Default true (the section's presence turns fusion on).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// A person track faster than this on a `carriageway` zone is a two-wheeler (default 60).
+    #[serde(default)]
+    pub min_speed_px_s: Option<f32>,
+    /// Stream time the speed is measured over (default 1 s).
+    #[serde(default)]
+    pub speed_window_secs: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNight {
+    /// Local start and end of the night, "HH:MM" (`from` after `to` spans midnight).
+    pub from: String,
+    pub to: String,
+    /// Local time = event time (UTC, from stream time) + this (e.g. 7 for Vietnam).
+    #[serde(default)]
+    pub utc_offset_hours: Option<f64>,
+    /// Threshold of the classes not in `class_thresholds` (default: the day's).
+    #[serde(default)]
+    pub score_threshold: Option<f32>,
+    #[serde(default)]
+    pub class_thresholds: Option<std::collections::BTreeMap<String, f32>>,
 }

@@ -131,7 +131,7 @@ impl CameraWorker {
         let clock = StreamClock { origin };
         let classes = ClassMap::new(detector.labels(), &cfg.classes);
         Ok(CameraWorker {
-            processor: FrameProcessor::new(classes, cfg.tracker.clone(), cfg.analytics.clone(), clock),
+            processor: FrameProcessor::new(classes, cfg.tracker.clone(), cfg.analytics.clone(), clock).with_rules(cfg.rules.clone()),
             stamper: EventStamper::new(&shared.site_id, &cfg.id, &shared.agent_id, clock),
             timeline: Timeline::new(live),
             detector,

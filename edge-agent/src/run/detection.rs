@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use roadsight_pipeline::detect::tiles::TilePlan;
 use roadsight_pipeline::detect::{DetectTimings, Detection, Detector, DetectorOptions};
 use roadsight_pipeline::source::Frame;
 
@@ -29,6 +30,8 @@ struct Request {
     /// Which loaded detector (cameras with the same model set-up share one).
     slot: usize,
     frame: Frame,
+    /// The camera's ROI/tiles (cameras with different plans share one session).
+    plan: Option<Arc<TilePlan>>,
     /// The camera's reused detection buffer, returned filled.
     detections: Vec<Detection>,
     reply: SyncSender<Reply>,
@@ -45,6 +48,7 @@ struct Reply {
 /// A camera's handle on the shared detector.
 pub struct CameraDetector {
     slot: usize,
+    plan: Option<Arc<TilePlan>>,
     labels: Vec<String>,
     requests: SyncSender<Msg>,
     reply_tx: SyncSender<Reply>,
@@ -78,6 +82,7 @@ impl CameraDetector {
         let request = Request {
             slot: self.slot,
             frame,
+            plan: self.plan.clone(),
             detections: std::mem::take(&mut self.buffer),
             reply: self.reply_tx.clone(),
         };
@@ -172,6 +177,9 @@ impl DetectorWorker {
     /// set-up, or loads one (the error names the camera and model).
     pub fn attach(&mut self, camera_id: &str, model: &str, options: &DetectorOptions, ort_lib: &Path) -> anyhow::Result<CameraDetector> {
         let tx = self.tx.clone().ok_or_else(|| anyhow::anyhow!("the detector worker has stopped"))?;
+        // The tile plan travels with each request, so it is not part of the session's key.
+        let plan = options.tiling.clone();
+        let options = &DetectorOptions { tiling: None, ..options.clone() };
         let key = format!("{model}|{options:?}");
         let slot = match self.slots.iter().position(|(k, _)| *k == key) {
             Some(slot) => slot,
@@ -187,6 +195,7 @@ impl DetectorWorker {
         let (reply_tx, replies) = mpsc::sync_channel(1);
         Ok(CameraDetector {
             slot,
+            plan,
             labels: self.slots[slot].1.clone(),
             requests: tx,
             reply_tx,
@@ -235,8 +244,9 @@ fn serve(rx: &Receiver<Msg>, peers: &Mutex<Vec<usize>>) {
         }
         let detector = &mut detectors[slot];
         let views: Vec<_> = batch.iter().map(|r| r.frame.view()).collect();
-        let result = detector.detect_batch(&views, &mut outputs);
-        drop(views);
+        let plans: Vec<Option<&TilePlan>> = batch.iter().map(|r| r.plan.as_deref()).collect();
+        let result = detector.detect_batch_planned(&views, &plans, &mut outputs);
+        drop((views, plans));
         let error = result.err().map(|e| e.to_string());
         let timings = detector.timings();
         for (i, mut request) in batch.into_iter().enumerate() {

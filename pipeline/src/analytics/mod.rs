@@ -4,6 +4,7 @@
 //! they cause, as wire-contract payloads ([`EventBody`]) stamped with the frame's PTS. Replaying
 //! a clip gives the same events in the same order.
 
+pub mod fusion;
 pub mod homography;
 pub mod incidents;
 pub mod line;

@@ -3,16 +3,23 @@
 //! A [`Detector`] owns one ONNX session (sessions run with `&mut self`: one per worker
 //! thread), one reused input tensor and the preprocessing tables. At load it checks the ONNX
 //! file against its manifest (sha256, input/output names and shapes) and names the model in
-//! every error. Output decoding and NMS live in the pure [`decode`] module.
+//! every error. Output decoding and NMS live in the pure [`decode`] module; tiling, regions
+//! of interest and the seam-free merge in the pure [`tiles`] module.
+//!
+//! Input size: fixed by the manifest, set (`input_size`, models that take any multiple of
+//! 32), or aspect-matched per frame (`input_long_side`, resolved at each call from the size
+//! of the frame or tile by [`preprocess::auto_input_size`]; the tensor buffer is reused and
+//! only grows).
 
 pub mod decode;
 pub mod preprocess;
+pub mod tiles;
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
+use ndarray::{Array2, ArrayView2, ArrayView4};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -21,7 +28,12 @@ use sha2::{Digest, Sha256};
 
 use crate::frame::FrameView;
 use crate::geometry::BBox;
-use preprocess::{InputLayout, Preprocessor};
+use preprocess::{auto_input_size, InputLayout, Preprocessor};
+use tiles::{Candidate, TilePlan};
+
+/// Most views (frames or tiles) in one inference of a dynamic-batch model: bounds the input
+/// buffer (8 × 416² × 3 floats ≈ 16 MB).
+const MAX_BATCH: usize = 8;
 
 /// One detected object in source-frame pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,6 +82,12 @@ impl OrtRuntime {
 pub struct DetectorOptions {
     /// Model input `(width, height)`; only for models whose manifest allows other sizes.
     pub input_size: Option<(u32, u32)>,
+    /// Aspect-matched input for models that take any multiple of 32: the long side as near
+    /// this as the frame (or tile) allows, never above its own size. Excludes `input_size`.
+    pub input_long_side: Option<u32>,
+    /// Region of interest and/or tiles, applied by [`Detector::detect`] and
+    /// [`Detector::detect_batch`] (none: the whole frame in one view).
+    pub tiling: Option<Arc<TilePlan>>,
     pub score_threshold: Option<f32>,
     pub nms_iou: Option<f32>,
     /// ONNX Runtime intra-op threads.
@@ -80,7 +98,15 @@ pub struct DetectorOptions {
 
 impl Default for DetectorOptions {
     fn default() -> Self {
-        DetectorOptions { input_size: None, score_threshold: None, nms_iou: None, threads: 2, verify_sha256: true }
+        DetectorOptions {
+            input_size: None,
+            input_long_side: None,
+            tiling: None,
+            score_threshold: None,
+            nms_iou: None,
+            threads: 2,
+            verify_sha256: true,
+        }
     }
 }
 
@@ -96,8 +122,12 @@ pub struct Detector {
     session: Session,
     manifest: ModelManifest,
     labels: Vec<String>,
+    /// The manifest's (or configured) layout; with `auto_long_side` its size is the last used.
     layout: InputLayout,
-    input: Array4<f32>,
+    auto_long_side: Option<u32>,
+    plan: Option<Arc<TilePlan>>,
+    /// One image's input tensor, grown to the largest input size seen and reused.
+    input: Vec<f32>,
     orig_size: Array2<i64>,
     pre: Preprocessor,
     detections: Vec<Detection>,
@@ -108,6 +138,16 @@ pub struct Detector {
     /// largest batch seen and reused.
     batch_input: Vec<f32>,
     batch_sizes: Vec<i64>,
+    /// Tiled detection scratch (boxed: most detectors never tile).
+    scratch: Box<TileScratch>,
+}
+
+/// Reused buffers of tiled detection: per-view detections, candidates, merged result.
+#[derive(Default)]
+struct TileScratch {
+    view_out: Vec<Vec<Detection>>,
+    candidates: Vec<Candidate>,
+    merged: Vec<Detection>,
 }
 
 fn build_session(runtime: &OrtRuntime, path: &Path, threads: usize) -> ort::Result<Session> {
@@ -143,6 +183,20 @@ impl Detector {
             }
         }
         let (width, height) = options.input_size.unwrap_or((manifest.input.width, manifest.input.height));
+        if let Some(long) = options.input_long_side {
+            if options.input_size.is_some() {
+                return Err(model_err("input_size and input_long_side exclude each other".to_owned()));
+            }
+            if manifest.input.sizes != SizePolicy::MultipleOf32 {
+                return Err(model_err(format!(
+                    "input_long_side {long} needs a model that takes any multiple of 32 (sizes = \"multiple_of_32\"); this one only takes {}×{}",
+                    manifest.input.width, manifest.input.height
+                )));
+            }
+            if long < 32 {
+                return Err(model_err(format!("input_long_side {long} is below 32")));
+            }
+        }
         match manifest.input.sizes {
             SizePolicy::Fixed if (width, height) != (manifest.input.width, manifest.input.height) => {
                 return Err(model_err(format!(
@@ -172,13 +226,16 @@ impl Detector {
             score_threshold: options.score_threshold.unwrap_or(manifest.defaults.score_threshold),
             nms_iou: options.nms_iou.unwrap_or(manifest.defaults.nms_iou),
             layout,
-            input: Array4::zeros((1, 3, height as usize, width as usize)),
+            auto_long_side: options.input_long_side,
+            plan: options.tiling.clone(),
+            input: vec![0.0; 3 * width as usize * height as usize],
             orig_size: Array2::zeros((1, 2)),
             pre: Preprocessor::default(),
             detections: Vec::with_capacity(256),
             timings: DetectTimings::default(),
             batch_input: Vec::new(),
             batch_sizes: Vec::new(),
+            scratch: Box::default(),
             manifest,
         })
     }
@@ -196,8 +253,28 @@ impl Detector {
         &self.labels
     }
 
+    /// The model input size (with `input_long_side`: the last one used, the manifest's
+    /// before the first frame).
     pub fn input_size(&self) -> (u32, u32) {
         (self.layout.width, self.layout.height)
+    }
+
+    /// The input size a `width` × `height` frame (or tile) runs at.
+    pub fn input_size_for(&self, width: u32, height: u32) -> (u32, u32) {
+        match self.auto_long_side {
+            Some(long) => auto_input_size(width, height, long),
+            None => (self.layout.width, self.layout.height),
+        }
+    }
+
+    /// The tile plan applied by [`Detector::detect`] (from [`DetectorOptions::tiling`]).
+    pub fn plan(&self) -> Option<&Arc<TilePlan>> {
+        self.plan.as_ref()
+    }
+
+    fn layout_for(&self, frame: &FrameView<'_>) -> InputLayout {
+        let (width, height) = self.input_size_for(frame.width, frame.height);
+        InputLayout { width, height, ..self.layout }
     }
 
     pub fn score_threshold(&self) -> f32 {
@@ -213,28 +290,132 @@ impl Detector {
         self.manifest.input.batch == Batch::Dynamic && self.manifest.family == Family::Detr
     }
 
-    /// Detects objects in several frames (of any sizes) — one inference for the lot when the
-    /// model has a dynamic batch dimension ([`Detector::batches`]), else one per frame.
-    /// `out[i]` receives frame `i`'s detections (cleared first). Timings are for the batch.
+    /// Detects objects in several frames (of any sizes), each through this detector's tile
+    /// plan if it has one. `out[i]` receives frame `i`'s detections (cleared first), in frame
+    /// pixels. Views (frames or tiles) run in one inference when the model has a dynamic
+    /// batch dimension ([`Detector::batches`]), else one per view. Timings are for the lot.
     pub fn detect_batch(&mut self, frames: &[FrameView<'_>], out: &mut Vec<Vec<Detection>>) -> Result<(), DetectError> {
+        let plan = self.plan.clone();
+        let plans: Vec<Option<&TilePlan>> = frames.iter().map(|_| plan.as_deref()).collect();
+        self.detect_batch_planned(frames, &plans, out)
+    }
+
+    /// Detects objects in one frame through `plan` (its ROI and tiles; see [`tiles`]), tiles
+    /// batched when the model batches; `out` (cleared first) gets the merged boxes in frame
+    /// pixels.
+    pub fn detect_tiled(&mut self, frame: &FrameView<'_>, plan: &TilePlan, out: &mut Vec<Detection>) -> Result<(), DetectError> {
+        let mut outs = vec![std::mem::take(out)];
+        let result = self.detect_batch_planned(std::slice::from_ref(frame), &[Some(plan)], &mut outs);
+        *out = outs.pop().unwrap_or_default();
+        result
+    }
+
+    /// [`Detector::detect_batch`] with a plan per frame (`None`: the whole frame, as is).
+    /// Every frame's views go through the model together, in batches of up to
+    /// [`MAX_BATCH`] for batching models, then each planned frame's boxes are merged.
+    pub fn detect_batch_planned(
+        &mut self,
+        frames: &[FrameView<'_>],
+        plans: &[Option<&TilePlan>],
+        out: &mut Vec<Vec<Detection>>,
+    ) -> Result<(), DetectError> {
         out.resize_with(frames.len(), Vec::new);
         out.iter_mut().for_each(Vec::clear);
-        if !self.batches() || frames.len() < 2 {
-            for (frame, dets) in frames.iter().zip(out.iter_mut()) {
-                dets.extend_from_slice(self.detect(frame)?);
-            }
-            return Ok(());
+        if plans.iter().all(Option::is_none) {
+            return self.run_views(frames, out);
         }
+        // Each frame's views (zero-copy crops), remembering whose they are.
+        let mut crops: Vec<FrameView<'_>> = Vec::new();
+        let mut owners: Vec<(usize, tiles::View)> = Vec::new();
+        for (i, (frame, plan)) in frames.iter().zip(plans).enumerate() {
+            let views = match plan {
+                Some(p) => tiles::plan_views(frame.width, frame.height, p),
+                None => vec![tiles::View {
+                    rect: tiles::PixelRect { x: 0, y: 0, width: frame.width, height: frame.height },
+                    seams: 0,
+                }],
+            };
+            for v in views {
+                let crop = frame.crop(v.rect.x, v.rect.y, v.rect.width, v.rect.height).ok_or_else(|| DetectError::Inference {
+                    model: self.manifest.name.clone(),
+                    message: format!("tile {:?} lies outside the {}×{} frame", v.rect, frame.width, frame.height),
+                })?;
+                crops.push(crop);
+                owners.push((i, v));
+            }
+        }
+        let mut view_out = std::mem::take(&mut self.scratch.view_out);
+        let result = self.run_views(&crops, &mut view_out);
+        let mut total = self.timings;
+        let t0 = Instant::now();
+        if result.is_ok() {
+            let mut candidates = std::mem::take(&mut self.scratch.candidates);
+            for (i, (frame, plan)) in frames.iter().zip(plans).enumerate() {
+                candidates.clear();
+                for (k, ((owner, view), dets)) in owners.iter().zip(&view_out).enumerate() {
+                    if *owner == i {
+                        tiles::collect(k, view, dets, frame.width, frame.height, &mut candidates);
+                    }
+                }
+                match plan {
+                    Some(p) => tiles::merge(&mut candidates, &p.merge, &mut out[i]),
+                    None => out[i].extend(candidates.iter().map(|c| c.det)),
+                }
+            }
+            self.scratch.candidates = candidates;
+        }
+        self.scratch.view_out = view_out;
+        total.postprocess += t0.elapsed();
+        self.timings = total;
+        result
+    }
+
+    /// Runs the model on each view as is: in batches for batching models (views whose input
+    /// sizes agree), else one by one. Timings are summed over the runs.
+    fn run_views(&mut self, views: &[FrameView<'_>], out: &mut Vec<Vec<Detection>>) -> Result<(), DetectError> {
+        out.resize_with(views.len(), Vec::new);
+        out.iter_mut().for_each(Vec::clear);
+        let mut total = DetectTimings::default();
+        let mut start = 0;
+        while start < views.len() {
+            let mut end = start + 1;
+            if self.batches() {
+                let layout = self.layout_for(&views[start]);
+                while end < views.len() && end - start < MAX_BATCH && self.layout_for(&views[end]) == layout {
+                    end += 1;
+                }
+            }
+            if end - start == 1 {
+                let dets = self.detect_view(&views[start])?;
+                out[start].extend_from_slice(dets);
+            } else {
+                self.run_batch(&views[start..end], &mut out[start..end])?;
+            }
+            total.preprocess += self.timings.preprocess;
+            total.inference += self.timings.inference;
+            total.postprocess += self.timings.postprocess;
+            start = end;
+        }
+        self.timings = total;
+        Ok(())
+    }
+
+    /// One inference over several views of the same input size (dynamic-batch DETR models).
+    fn run_batch(&mut self, frames: &[FrameView<'_>], out: &mut [Vec<Detection>]) -> Result<(), DetectError> {
         let t0 = Instant::now();
         let n = frames.len();
-        let (w, h) = (self.layout.width as usize, self.layout.height as usize);
+        let layout = self.layout_for(&frames[0]);
+        self.layout = layout;
+        let (w, h) = (layout.width as usize, layout.height as usize);
         let chw = 3 * w * h;
         if self.batch_input.len() < n * chw {
             self.batch_input.resize(n * chw, 0.0);
+        }
+        if self.batch_sizes.len() < n * 2 {
             self.batch_sizes.resize(n * 2, 0);
         }
         for (i, frame) in frames.iter().enumerate() {
-            self.pre.run(frame, &self.layout, &mut self.batch_input[i * chw..(i + 1) * chw]);
+            self.pre.run(frame, &layout, &mut self.batch_input[i * chw..(i + 1) * chw]);
             self.batch_sizes[2 * i] = frame.width as i64;
             self.batch_sizes[2 * i + 1] = frame.height as i64;
         }
@@ -280,17 +461,39 @@ impl Detector {
         Ok(())
     }
 
-    /// Detects objects in one frame. The returned slice is valid until the next call.
+    /// Detects objects in one frame (through this detector's tile plan if it has one). The
+    /// returned slice is valid until the next call.
     pub fn detect(&mut self, frame: &FrameView<'_>) -> Result<&[Detection], DetectError> {
+        match self.plan.clone() {
+            Some(plan) => {
+                let mut merged = std::mem::take(&mut self.scratch.merged);
+                let result = self.detect_tiled(frame, &plan, &mut merged);
+                self.scratch.merged = merged;
+                result.map(|()| self.scratch.merged.as_slice())
+            }
+            None => self.detect_view(frame),
+        }
+    }
+
+    /// One inference on `frame` as is (no tiles).
+    fn detect_view(&mut self, frame: &FrameView<'_>) -> Result<&[Detection], DetectError> {
         let t0 = Instant::now();
-        let buf = self.input.as_slice_mut().expect("the input tensor is contiguous");
-        let transform = self.pre.run(frame, &self.layout, buf);
+        let layout = self.layout_for(frame);
+        self.layout = layout;
+        let (w, h) = (layout.width as usize, layout.height as usize);
+        let chw = 3 * w * h;
+        if self.input.len() < chw {
+            self.input.resize(chw, 0.0);
+        }
+        let transform = self.pre.run(frame, &layout, &mut self.input[..chw]);
         self.orig_size[[0, 0]] = frame.width as i64;
         self.orig_size[[0, 1]] = frame.height as i64;
         let t1 = Instant::now();
         let model = &self.manifest.name;
         let infer_err = |e: ort::Error| DetectError::Inference { model: model.clone(), message: e.to_string() };
-        let image = TensorRef::from_array_view(&self.input).map_err(infer_err)?;
+        let shape_err = |e: ndarray::ShapeError| DetectError::Inference { model: model.clone(), message: e.to_string() };
+        let view = ArrayView4::from_shape((1, 3, h, w), &self.input[..chw]).map_err(shape_err)?;
+        let image = TensorRef::from_array_view(view).map_err(infer_err)?;
         let outputs = match (&self.manifest.family, &self.manifest.input.orig_size_input) {
             (Family::Detr, Some(orig_name)) => {
                 let sizes = TensorRef::from_array_view(&self.orig_size).map_err(infer_err)?;
@@ -311,8 +514,8 @@ impl Detector {
                 decode::decode_yolox(
                     data,
                     row_len,
-                    self.layout.width,
-                    self.layout.height,
+                    layout.width,
+                    layout.height,
                     &transform,
                     self.score_threshold,
                     &mut self.detections,

@@ -34,6 +34,24 @@ impl InputTransform {
     }
 }
 
+/// The input size, both sides multiples of 32, for a `frame_w` × `frame_h` frame on a model
+/// that takes any multiple of 32: aspect-matched, the long side as near `long_side` as the
+/// frame allows, never scaling the frame up (small objects do not gain from upscaling and
+/// large near ones get worse). E.g. 1920×1080 → 960×544 at 960, 1280×736 at 1280;
+/// 800×533 at 1280 → 800×544 (scale 1, the 11 extra rows are letterbox padding).
+pub fn auto_input_size(frame_w: u32, frame_h: u32, long_side: u32) -> (u32, u32) {
+    let round32 = |v: f64| ((v / 32.0).round() as u32).max(1) * 32;
+    let floor32 = |v: u32| (v / 32).max(1) * 32;
+    let (long, short) = (frame_w.max(frame_h).max(1), frame_w.min(frame_h).max(1));
+    let long_in = round32(long_side.min(long) as f64).min(floor32(long));
+    let short_in = round32(short as f64 * long_in as f64 / long as f64);
+    if frame_w >= frame_h {
+        (long_in, short_in)
+    } else {
+        (short_in, long_in)
+    }
+}
+
 /// Fixed-point scale of the interpolation weights (OpenCV's `INTER_RESIZE_COEF_SCALE`).
 const COEF_SCALE: f64 = 2048.0;
 
@@ -194,6 +212,26 @@ mod tests {
         assert_eq!(out[0], 0.0);
         assert_eq!(out[2 * 64 + 5 * 8], 114.0);
         assert_eq!(t.to_source(8.0, 4.0), (16.0, 8.0));
+    }
+
+    #[test]
+    fn auto_input_size_matches_the_aspect_and_never_upscales() {
+        assert_eq!(auto_input_size(1920, 1080, 960), (960, 544));
+        assert_eq!(auto_input_size(1920, 1080, 1280), (1280, 736));
+        assert_eq!(auto_input_size(1568, 778, 960), (960, 480));
+        assert_eq!(auto_input_size(1568, 778, 1280), (1280, 640));
+        // Above the native size: the frame's own size (long side floored to 32).
+        assert_eq!(auto_input_size(800, 533, 1280), (800, 544));
+        assert_eq!(auto_input_size(1920, 1080, 4096), (1920, 1088));
+        // Portrait and tiny frames.
+        assert_eq!(auto_input_size(1080, 1920, 960), (544, 960));
+        assert_eq!(auto_input_size(20, 10, 960), (32, 32));
+        for (w, h, l) in [(1920u32, 1080u32, 960u32), (800, 533, 1280), (1568, 778, 1280), (640, 480, 2000)] {
+            let (iw, ih) = auto_input_size(w, h, l);
+            assert!(iw % 32 == 0 && ih % 32 == 0);
+            let r = (iw as f32 / w as f32).min(ih as f32 / h as f32);
+            assert!(r <= 1.0, "{w}×{h} at {l} → {iw}×{ih} scales up ({r})");
+        }
     }
 
     #[test]
