@@ -205,6 +205,8 @@ fn check_operations_endpoint(agent: &Agent, cameras: &[(&str, String)], good: &s
     assert_eq!(health["delivery"]["transport"], "json_lines", "{health}");
     assert!(health["delivery"]["delivered"].as_u64().unwrap_or(0) > 0, "events delivered: {health}");
     assert!(metrics.contains("roadsight_agent_outbox_depth"), "outbox depth exported");
+    assert!(metrics.contains("roadsight_agent_outbox_fill_ratio"), "outbox fill exported (alerting)");
+    assert!(health["outbox"]["fill_percent"].as_f64().is_some_and(|p| (0.0..100.0).contains(&p)), "{health}");
     assert!(!metrics.contains("wrong-pass") && !health.to_string().contains("wrong-pass"), "no credentials");
 }
 

@@ -27,11 +27,13 @@ struct Ops {
 }
 
 impl Ops {
-    fn refresh_outbox(&self) -> (i64, i64, bool) {
+    fn refresh_outbox(&self) -> OutboxHealth {
         let depth = self.outbox.depth().unwrap_or(-1);
         let bytes = self.outbox.stored_bytes();
-        self.telemetry.outbox(depth, bytes);
-        (depth, bytes, self.outbox.is_full())
+        let capacity = self.outbox.capacity_bytes();
+        self.telemetry.outbox(depth, bytes, capacity);
+        let fill_percent = (bytes as f64 * 1000.0 / capacity.max(1) as f64).round() / 10.0;
+        OutboxHealth { depth, bytes, fill_percent, full: self.outbox.is_full() }
     }
 }
 
@@ -39,6 +41,8 @@ impl Ops {
 struct OutboxHealth {
     depth: i64,
     bytes: i64,
+    /// Bytes stored as a percentage of `outbox_max_mb`.
+    fill_percent: f64,
     full: bool,
 }
 
@@ -60,16 +64,16 @@ async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
 }
 
 async fn health(State(ops): State<Ops>) -> Json<AgentHealth> {
-    let (depth, bytes, full) = ops.refresh_outbox();
+    let outbox = ops.refresh_outbox();
     let cameras = ops.telemetry.cameras();
     let delivery = ops.telemetry.delivery();
     let broker_ok = delivery.transport != "mqtt" || delivery.connected;
-    let healthy = !full && broker_ok && cameras.values().all(|c| c.state == "running");
+    let healthy = !outbox.full && broker_ok && cameras.values().all(|c| c.state == "running");
     Json(AgentHealth {
         status: if healthy { "ok" } else { "degraded" },
         site_id: ops.site_id.clone(),
         agent_id: ops.agent_id.clone(),
-        outbox: OutboxHealth { depth, bytes, full },
+        outbox,
         delivery,
         cameras,
     })

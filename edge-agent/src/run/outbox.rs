@@ -179,6 +179,11 @@ impl Outbox {
         Ok(self.conn().query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?)
     }
 
+    /// The size cap (`outbox_max_mb`).
+    pub fn capacity_bytes(&self) -> i64 {
+        self.max_bytes
+    }
+
     pub fn stored_bytes(&self) -> i64 {
         self.stored_bytes.load(Ordering::Relaxed)
     }

@@ -108,6 +108,7 @@ pub struct Telemetry {
     stages: Family<StageLabel, Histogram>,
     outbox_depth: Gauge,
     outbox_bytes: Gauge,
+    outbox_fill: Gauge<f64, AtomicU64>,
     delivered: Counter,
     broker_connected: Gauge,
     cameras: Mutex<BTreeMap<String, CameraHealth>>,
@@ -124,6 +125,7 @@ impl Telemetry {
         let stages = Family::<StageLabel, Histogram>::new_with_constructor(|| Histogram::new(STAGE_BUCKETS_SECS.iter().copied()));
         let outbox_depth = Gauge::default();
         let outbox_bytes = Gauge::default();
+        let outbox_fill = Gauge::<f64, AtomicU64>::default();
         let delivered = Counter::default();
         let broker_connected = Gauge::default();
         registry.register("frames_processed", "Frames run through detection and analytics", frames.clone());
@@ -133,6 +135,11 @@ impl Telemetry {
         registry.register("stage_seconds", "Time per frame in each pipeline stage", stages.clone());
         registry.register("outbox_depth", "Messages stored and not yet delivered", outbox_depth.clone());
         registry.register("outbox_bytes", "Bytes stored in the outbox", outbox_bytes.clone());
+        registry.register(
+            "outbox_fill_ratio",
+            "Outbox bytes over its cap (alert above 0.8: at 1 the cameras block)",
+            outbox_fill.clone(),
+        );
         registry.register("messages_delivered", "Messages the broker acknowledged (or written to the file)", delivered.clone());
         registry.register("broker_connected", "1 while connected to the MQTT broker", broker_connected.clone());
         let cameras = BTreeMap::new();
@@ -145,6 +152,7 @@ impl Telemetry {
             stages,
             outbox_depth,
             outbox_bytes,
+            outbox_fill,
             delivered,
             broker_connected,
             cameras: Mutex::new(cameras),
@@ -267,9 +275,10 @@ impl Telemetry {
         self.delivery.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    pub fn outbox(&self, depth: i64, bytes: i64) {
+    pub fn outbox(&self, depth: i64, bytes: i64, capacity: i64) {
         self.outbox_depth.set(depth);
         self.outbox_bytes.set(bytes);
+        self.outbox_fill.set(bytes as f64 / capacity.max(1) as f64);
     }
 
     /// Prometheus text exposition.
