@@ -8,163 +8,42 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "common/mqtt.rs"]
+mod mqtt_kit;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{edge_agent_bin, repo_root, sample};
+use common::{repo_root, sample};
 use edge_agent::run::outbox::Outbox;
+use mqtt_kit::{agent_status, events, is_status, serial, AgentProcess, Received, Subscriber, AGENT, CAMERA, CLIP, SITE};
 use roadsight_events::topics;
 use roadsight_pipeline::source::rtsp_server::SimulatedCamera;
 use roadsight_tests::mosquitto::Mosquitto;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::MqttOptions;
 use serde_json::Value;
 
-/// Site, agent and camera ids of `samples/intersection_day_960x540.toml`, whose lines these
-/// tests reuse.
-const SITE: &str = "samples";
-const AGENT: &str = "sample-agent";
-const CAMERA: &str = "intersection_day";
-const CLIP: &str = "intersection_day_960x540.mp4";
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 // ---------------------------------------------------------------------------------------------
-// A real MQTT subscriber on `roadsight/v1/#`, recording every message it gets.
+// A real MQTT subscriber on `roadsight/v1/#` (the shared kit's), on the plain listener.
 
-#[derive(Debug, Clone)]
-struct Received {
-    topic: String,
-    payload: Vec<u8>,
-    retain: bool,
-}
-
-impl Received {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.payload).unwrap_or_else(|e| panic!("{}: payload is not JSON: {e}", self.topic))
-    }
-}
-
-struct Subscriber {
-    messages: Arc<Mutex<Vec<Received>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Subscriber {
-    /// Connects, subscribes to `roadsight/v1/#` at QoS 1 and waits for the SUBACK. A
-    /// `persistent` subscriber (clean_session false, stable id) keeps its session in the
-    /// broker across broker restarts; it only subscribes when the broker has no session.
-    fn start(port: u16, client_id: &str, persistent: bool) -> Subscriber {
-        let messages: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let subscribed = Arc::new(AtomicBool::new(false));
-        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
-        options.set_clean_session(!persistent);
-        options.set_keep_alive(Duration::from_secs(5));
-        options.set_max_packet_size(16 << 20, 16 << 20);
-        let thread = {
-            let messages = Arc::clone(&messages);
-            let subscribed = Arc::clone(&subscribed);
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-                rt.block_on(async move {
-                    let (client, mut eventloop) = AsyncClient::new(options, 16);
-                    loop {
-                        // Only cancelled at shutdown, when losing a message no longer matters.
-                        let event = tokio::select! {
-                            _ = &mut stop_rx => break,
-                            e = eventloop.poll() => e,
-                        };
-                        match event {
-                            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                                if !ack.session_present {
-                                    client.try_subscribe("roadsight/v1/#", QoS::AtLeastOnce).expect("queue SUBSCRIBE");
-                                }
-                            }
-                            Ok(Event::Incoming(Packet::SubAck(_))) => subscribed.store(true, Ordering::SeqCst),
-                            Ok(Event::Incoming(Packet::Publish(p))) => {
-                                let topic = p.topic.to_string();
-                                messages.lock().expect("messages").push(Received { topic, payload: p.payload.to_vec(), retain: p.retain });
-                            }
-                            Ok(_) => {}
-                            // rumqttc retries at once when polled again: pace it (broker down).
-                            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-                        }
-                    }
-                });
-            })
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !subscribed.load(Ordering::SeqCst) {
-            assert!(Instant::now() < deadline, "subscriber {client_id} got no SUBACK from 127.0.0.1:{port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Subscriber { messages, stop: Some(stop_tx), thread: Some(thread) }
-    }
-
-    fn all(&self) -> Vec<Received> {
-        self.messages.lock().expect("messages").clone()
-    }
-
-    /// Polls until `done` holds for what was received so far; panics after `timeout`, naming
-    /// `what` and showing the agent's log.
-    fn wait_until(&self, what: &str, timeout: Duration, agent_log: &Path, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let all = self.all();
-            if done(&all) {
-                return all;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for {what}; {} messages received; agent log:\n{}",
-                all.len(),
-                std::fs::read_to_string(agent_log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Subscriber {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// A persistent (`clean_session` false, stable id) subscriber keeps its session in the broker
+/// across broker restarts.
+fn subscriber(port: u16, client_id: &str, persistent: bool) -> Subscriber {
+    let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
+    options.set_clean_session(!persistent);
+    options.set_keep_alive(Duration::from_secs(5));
+    options.set_max_packet_size(16 << 20, 16 << 20);
+    Subscriber::start(options)
 }
 
 // ---------------------------------------------------------------------------------------------
 // What the subscriber got, sorted out.
-
-fn events_topic() -> String {
-    topics::events(SITE, CAMERA)
-}
-
-/// The events-topic messages, as JSON, in arrival order.
-fn events(all: &[Received]) -> Vec<Value> {
-    all.iter().filter(|m| m.topic == events_topic()).map(Received::json).collect()
-}
-
-fn is_status(e: &Value, state: &str) -> bool {
-    e["type"] == "camera_status" && e["state"] == state
-}
 
 fn count(all: &[Received], pred: impl Fn(&Value) -> bool) -> usize {
     events(all).iter().filter(|e| pred(e)).count()
@@ -172,11 +51,6 @@ fn count(all: &[Received], pred: impl Fn(&Value) -> bool) -> usize {
 
 fn seq(e: &Value) -> u64 {
     e["seq"].as_u64().expect("seq is an integer")
-}
-
-fn agent_status(all: &[Received]) -> Vec<String> {
-    let t = topics::agent_status(SITE, AGENT);
-    all.iter().filter(|m| m.topic == t).map(|m| String::from_utf8_lossy(&m.payload).into_owned()).collect()
 }
 
 fn validator() -> jsonschema::Validator {
@@ -225,6 +99,10 @@ fn assert_complete_in_order(events: &[Value]) -> (BTreeMap<u64, Value>, usize) {
 // ---------------------------------------------------------------------------------------------
 // The agent: its config and its process.
 
+fn spawn_agent(config: &Path, state: &Path, log: &Path) -> AgentProcess {
+    AgentProcess::spawn(config, state, log, 30, "edge_agent=info")
+}
+
 /// The sample config of the clip (its lines, location, model), pointed at `source` in `mode`,
 /// with steady counts and a `[mqtt]` section for the test broker.
 fn write_config(dir: &Path, source: &str, mode: &str, counts_secs: f64, mqtt_port: u16) -> PathBuf {
@@ -252,62 +130,6 @@ fn write_config(dir: &Path, source: &str, mode: &str, counts_secs: f64, mqtt_por
     let path = dir.join("agent.toml");
     std::fs::write(&path, out).expect("write config");
     path
-}
-
-struct Agent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn spawn(config: &Path, state: &Path, log: &Path) -> Agent {
-        let child = Command::new(edge_agent_bin())
-            .args(["run", "--config"])
-            .arg(config)
-            .arg("--state-dir")
-            .arg(state)
-            .args(["--drain-timeout-secs", "30"])
-            .env("RUST_LOG", "edge_agent=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::options().create(true).append(true).open(log).expect("agent log"))
-            .spawn()
-            .expect("spawn edge-agent");
-        Agent { child, log: log.to_path_buf() }
-    }
-
-    fn sigkill(&mut self) {
-        self.child.kill().expect("SIGKILL edge-agent");
-        self.child.wait().expect("reap edge-agent");
-    }
-
-    /// Ctrl-C: the agent stops its cameras and drains its outbox before exiting.
-    fn interrupt(&self) {
-        let ok = Command::new("kill").arg("-INT").arg(self.child.id().to_string()).status().expect("kill -INT");
-        assert!(ok.success(), "kill -INT failed");
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "edge-agent still running after {timeout:?}; log:\n{}", self.log_text());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A loopback TCP proxy that delays every byte by `delay` in each direction: a broker at the
@@ -393,10 +215,10 @@ fn rtsp_camera_events_reach_a_real_subscriber_with_retained_status_and_last_will
     let dir = tempfile::tempdir().expect("tmp");
     let camera = SimulatedCamera::start(&sample(CLIP), "127.0.0.1", 0, "/e2e").expect("serve the clip over RTSP");
     let broker = Mosquitto::start();
-    let sub = Subscriber::start(broker.port, "e2e-sub-rtsp", false);
+    let sub = subscriber(broker.port, "e2e-sub-rtsp", false);
     let config = write_config(dir.path(), &camera.url("127.0.0.1"), "live", 1.0, broker.port);
     let log = dir.path().join("agent.log");
-    let mut agent = Agent::spawn(&config, &dir.path().join("state"), &log);
+    let mut agent = spawn_agent(&config, &dir.path().join("state"), &log);
 
     let camera_status_topic = topics::camera_status(SITE, CAMERA);
     let all = sub.wait_until("running status, 3 counts, agent online, retained camera status", Duration::from_secs(120), &log, |all| {
@@ -436,7 +258,7 @@ fn rtsp_camera_events_reach_a_real_subscriber_with_retained_status_and_last_will
     assert_eq!(agent_status(&all).first().map(String::as_str), Some("online"));
 
     // A subscriber arriving now is told both, retained.
-    let late = Subscriber::start(broker.port, "e2e-sub-late", false);
+    let late = subscriber(broker.port, "e2e-sub-late", false);
     let retained = late.wait_until("retained agent and camera status", Duration::from_secs(10), &log, |all| {
         all.iter().any(|m| m.topic == camera_status_topic) && !agent_status(all).is_empty()
     });
@@ -459,11 +281,11 @@ fn a_30_second_broker_outage_loses_no_event() {
     let dir = tempfile::tempdir().expect("tmp");
     let camera = SimulatedCamera::start(&sample(CLIP), "127.0.0.1", 0, "/outage").expect("serve the clip over RTSP");
     let mut broker = Mosquitto::start();
-    let sub = Subscriber::start(broker.port, "e2e-sub-outage", true);
+    let sub = subscriber(broker.port, "e2e-sub-outage", true);
     let config = write_config(dir.path(), &camera.url("127.0.0.1"), "live", 1.0, broker.port);
     let log = dir.path().join("agent.log");
     let state = dir.path().join("state");
-    let mut agent = Agent::spawn(&config, &state, &log);
+    let mut agent = spawn_agent(&config, &state, &log);
 
     sub.wait_until("3 counts before the outage", Duration::from_secs(120), &log, |all| count(all, |e| e["type"] == "counts") >= 3);
     broker.stop();
@@ -512,7 +334,7 @@ fn sigkill_and_restart_lose_no_event_and_never_reuse_a_seq() {
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tmp");
     let mut broker = Mosquitto::start();
-    let sub = Subscriber::start(broker.port, "e2e-sub-kill", true);
+    let sub = subscriber(broker.port, "e2e-sub-kill", true);
     let proxy = DelayProxy::start(broker.addr(), Duration::from_millis(400));
     let clip = sample(CLIP);
     let config = write_config(dir.path(), clip.to_str().expect("utf8 path"), "file", 0.25, proxy.port);
@@ -521,12 +343,12 @@ fn sigkill_and_restart_lose_no_event_and_never_reuse_a_seq() {
     let connecting = |all: &[Received]| count(all, |e| is_status(e, "connecting"));
 
     // Run A: killed mid-run with the broker up.
-    let mut a = Agent::spawn(&config, &state, &log);
+    let mut a = spawn_agent(&config, &state, &log);
     sub.wait_until("5 events of run A", Duration::from_secs(120), &log, |all| events(all).len() >= 5);
     a.sigkill();
 
     // Run B: the broker goes away, events pile up in the outbox, then the agent is killed.
-    let mut b = Agent::spawn(&config, &state, &log);
+    let mut b = spawn_agent(&config, &state, &log);
     sub.wait_until("run B's first events", Duration::from_secs(120), &log, |all| {
         connecting(all) >= 2 && events(all).iter().skip_while(|e| !is_status(e, "connecting") || seq(e) == 1).count() >= 3
     });
@@ -544,7 +366,7 @@ fn sigkill_and_restart_lose_no_event_and_never_reuse_a_seq() {
 
     // Run C: the broker is back; the clip runs to its end and the outbox is drained.
     broker.restart();
-    let mut c = Agent::spawn(&config, &state, &log);
+    let mut c = spawn_agent(&config, &state, &log);
     let status = c.wait_exit(Duration::from_secs(180));
     assert!(status.success(), "run C failed: {status}; log:\n{}", c.log_text());
     assert_eq!(outbox_depth(&state), 0, "run C drained the outbox");
@@ -586,13 +408,13 @@ fn a_broker_300_ms_away_gets_every_event() {
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tmp");
     let broker = Mosquitto::start();
-    let sub = Subscriber::start(broker.port, "e2e-sub-far", false);
+    let sub = subscriber(broker.port, "e2e-sub-far", false);
     let proxy = DelayProxy::start(broker.addr(), Duration::from_millis(150));
     let clip = sample(CLIP);
     let config = write_config(dir.path(), clip.to_str().expect("utf8 path"), "file", 1.0, proxy.port);
     let log = dir.path().join("agent.log");
     let state = dir.path().join("state");
-    let mut agent = Agent::spawn(&config, &state, &log);
+    let mut agent = spawn_agent(&config, &state, &log);
     let status = agent.wait_exit(Duration::from_secs(180));
     assert!(status.success(), "edge-agent failed: {status}; log:\n{}", agent.log_text());
     assert_eq!(outbox_depth(&state), 0, "every message was acknowledged before the agent exited; log:\n{}", agent.log_text());

@@ -11,21 +11,21 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "common/mqtt.rs"]
+mod mqtt_kit;
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use common::{edge_agent_bin, repo_root, sample};
+use common::{repo_root, sample};
 use edge_agent::run::outbox::Outbox;
 use ioc_api::cli::{DbArgs, MqttTlsArgs, ServeArgs};
 use ioc_api::store::{EventFilter, Store};
+use mqtt_kit::{agent_status, events, is_status, serial, AgentProcess, Subscriber, AGENT, CAMERA, CLIP, SITE};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use roadsight_events::topics;
 use roadsight_events::{Event as RsEvent, EventBody, LineCrossing, ObjectClass, ObjectRef, SCHEMA_VERSION};
@@ -34,24 +34,11 @@ use roadsight_tests::net::free_port;
 use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use serde_json::Value;
 
-/// Ids of `samples/intersection_day_960x540.toml`, the config these tests start from.
-const SITE: &str = "samples";
-const AGENT: &str = "sample-agent";
-const CAMERA: &str = "intersection_day";
-const CLIP: &str = "intersection_day_960x540.mp4";
-
 const USER: &str = "edge-box-7";
 /// Distinctive, so that finding it in a log cannot be a coincidence.
 const PASSWORD: &str = "pw-Zq83-never-logged";
 
 const PATIENCE: Duration = Duration::from_secs(180);
-
-/// The agent tests share 2 cores with the detector: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 // ---------------------------------------------------------------------------------------------
 // Certificates
@@ -204,109 +191,6 @@ fn try_connect_blocking(client_id: &str, port: u16, auth: &ClientAuth) -> Result
     rt.block_on(try_connect(client_id, port, auth))
 }
 
-#[derive(Debug, Clone)]
-struct Received {
-    topic: String,
-    payload: Vec<u8>,
-}
-
-/// Subscribes to `roadsight/v1/#` over TLS and records what arrives.
-struct Subscriber {
-    messages: Arc<Mutex<Vec<Received>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Subscriber {
-    fn start(port: u16, client_id: &str, auth: &ClientAuth) -> Subscriber {
-        let messages: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let subscribed = Arc::new(AtomicBool::new(false));
-        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let options = tls_options(client_id, port, auth);
-        let thread = {
-            let (messages, subscribed) = (Arc::clone(&messages), Arc::clone(&subscribed));
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-                rt.block_on(async move {
-                    let (client, mut eventloop) = AsyncClient::new(options, 16);
-                    loop {
-                        let event = tokio::select! {
-                            _ = &mut stop_rx => break,
-                            e = eventloop.poll() => e,
-                        };
-                        match event {
-                            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                                client.try_subscribe("roadsight/v1/#", QoS::AtLeastOnce).expect("queue SUBSCRIBE");
-                            }
-                            Ok(Event::Incoming(Packet::SubAck(_))) => subscribed.store(true, Ordering::SeqCst),
-                            Ok(Event::Incoming(Packet::Publish(p))) => {
-                                let r = Received { topic: p.topic.to_string(), payload: p.payload.to_vec() };
-                                messages.lock().expect("messages").push(r);
-                            }
-                            Ok(_) => {}
-                            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-                        }
-                    }
-                });
-            })
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !subscribed.load(Ordering::SeqCst) {
-            assert!(Instant::now() < deadline, "subscriber {client_id} got no SUBACK over TLS from 127.0.0.1:{port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Subscriber { messages, stop: Some(stop_tx), thread: Some(thread) }
-    }
-
-    fn all(&self) -> Vec<Received> {
-        self.messages.lock().expect("messages").clone()
-    }
-
-    /// The events-topic messages, as JSON, in arrival order.
-    fn events(&self) -> Vec<Value> {
-        let topic = topics::events(SITE, CAMERA);
-        self.all()
-            .iter()
-            .filter(|m| m.topic == topic)
-            .map(|m| serde_json::from_slice(&m.payload).expect("event payload is JSON"))
-            .collect()
-    }
-
-    fn agent_status(&self) -> Vec<String> {
-        let t = topics::agent_status(SITE, AGENT);
-        self.all().iter().filter(|m| m.topic == t).map(|m| String::from_utf8_lossy(&m.payload).into_owned()).collect()
-    }
-
-    /// Polls until `done` holds; panics after `timeout` with the agent's log.
-    fn wait_until(&self, what: &str, timeout: Duration, agent_log: &Path, done: impl Fn(&Subscriber) -> bool) {
-        let deadline = Instant::now() + timeout;
-        while !done(self) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for {what}; {} messages received; agent log:\n{}",
-                self.all().len(),
-                std::fs::read_to_string(agent_log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Subscriber {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn is_status(e: &Value, state: &str) -> bool {
-    e["type"] == "camera_status" && e["state"] == state
-}
-
 /// Every event validates against the published schema, is of this site/camera/agent, and
 /// the seqs are 1..=n in order, each once.
 fn assert_valid_and_complete(events: &[Value]) {
@@ -356,50 +240,9 @@ fn mqtt_section(url: &str, ca: &Path, extra: &str) -> String {
     format!("url = \"{url}\"\nca_file = {:?}\n{extra}", ca.display().to_string())
 }
 
-struct Agent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn spawn(config: &Path, state: &Path, log: &Path, drain_secs: u64) -> Agent {
-        let child = Command::new(edge_agent_bin())
-            .args(["run", "--config"])
-            .arg(config)
-            .arg("--state-dir")
-            .arg(state)
-            .args(["--drain-timeout-secs", &drain_secs.to_string()])
-            // Debug logs too: the password must not appear at any level.
-            .env("RUST_LOG", "info,edge_agent=debug,rumqttc=trace")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::options().create(true).append(true).open(log).expect("agent log"))
-            .spawn()
-            .expect("spawn edge-agent");
-        Agent { child, log: log.to_path_buf() }
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "edge-agent still running after {timeout:?}; log:\n{}", self.log_text());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Debug logs too: the password must not appear at any level.
+fn spawn_agent(config: &Path, state: &Path, log: &Path, drain_secs: u64) -> AgentProcess {
+    AgentProcess::spawn(config, state, log, drain_secs, "info,edge_agent=debug,rumqttc=trace")
 }
 
 fn outbox(state: &Path) -> Outbox {
@@ -412,17 +255,17 @@ fn run_and_check_delivery(mqtt: &str, sub: &Subscriber) {
     let dir = tempfile::tempdir().expect("tmp");
     let config = write_config(dir.path(), mqtt);
     let (state, log) = (dir.path().join("state"), dir.path().join("agent.log"));
-    let mut agent = Agent::spawn(&config, &state, &log, 30);
+    let mut agent = spawn_agent(&config, &state, &log, 30);
     let status = agent.wait_exit(PATIENCE);
     assert!(status.success(), "edge-agent failed: {status}; log:\n{}", agent.log_text());
     assert_eq!(outbox(&state).depth().expect("depth"), 0, "every message acknowledged; log:\n{}", agent.log_text());
-    sub.wait_until("the final stopped status and offline", Duration::from_secs(30), &log, |s| {
-        s.events().iter().any(|e| is_status(e, "stopped")) && s.agent_status().last().map(String::as_str) == Some("offline")
+    sub.wait_until("the final stopped status and offline", Duration::from_secs(30), &log, |all| {
+        events(all).iter().any(|e| is_status(e, "stopped")) && agent_status(all).last().map(String::as_str) == Some("offline")
     });
-    let events = sub.events();
+    let events = events(&sub.all());
     assert!(events.iter().filter(|e| e["type"] == "counts").count() >= 3, "counts every second of an 8 s clip");
     assert_valid_and_complete(&events);
-    assert!(sub.agent_status().iter().any(|s| s == "online"), "the agent said online");
+    assert!(agent_status(&sub.all()).iter().any(|s| s == "online"), "the agent said online");
     assert!(!agent.log_text().contains(PASSWORD), "the password is in the agent's log");
 }
 
@@ -442,7 +285,7 @@ fn agent_delivers_over_tls_with_username_and_password() {
     let refused = try_connect_blocking("anon", port, &anonymous).expect_err("anonymous client refused");
     assert!(matches!(refused, ConnectionError::ConnectionRefused(_)), "{refused:?}");
 
-    let sub = Subscriber::start(port, "tls-sub-password", &with_password);
+    let sub = Subscriber::start(tls_options("tls-sub-password", port, &with_password));
     let mqtt = mqtt_section(&broker.tls_url(), &pki.ca, &format!("username = \"{USER}\"\npassword = \"{PASSWORD}\""));
     run_and_check_delivery(&mqtt, &sub);
 }
@@ -462,7 +305,7 @@ fn agent_delivers_with_a_client_certificate_to_a_broker_that_requires_one() {
     let without = ClientAuth { cert_key: None, ..with_cert.clone() };
     assert!(try_connect_blocking("no-cert", port, &without).is_err(), "a client without a certificate was accepted");
 
-    let sub = Subscriber::start(port, "tls-sub-cert", &with_cert);
+    let sub = Subscriber::start(tls_options("tls-sub-cert", port, &with_cert));
     let mqtt = mqtt_section(
         &broker.tls_url(),
         &pki.ca,
@@ -481,14 +324,15 @@ fn wrong_ca_delivers_nothing_names_the_certificate_problem_and_keeps_the_outbox(
     let dir = tempfile::tempdir().expect("tmp");
     let broker = tls_broker(&pki, false, true, &dir.path().join("mosquitto.log"));
     let port = broker.tls_port.expect("TLS port");
-    let sub = Subscriber::start(port, "tls-sub-wrong-ca", &ClientAuth { ca: pki.ca.clone(), password: true, ..ClientAuth::default() });
+    let with_password = ClientAuth { ca: pki.ca.clone(), password: true, ..ClientAuth::default() };
+    let sub = Subscriber::start(tls_options("tls-sub-wrong-ca", port, &with_password));
     let credentials = format!("username = \"{USER}\"\npassword = \"{PASSWORD}\"");
     let (state, log) = (dir.path().join("state"), dir.path().join("agent.log"));
 
     // Run 1: the agent trusts another CA. The clip runs to its end, the outbox fills, the
     // drain time runs out and the agent exits with its events still in the outbox.
     let config = write_config(dir.path(), &mqtt_section(&broker.tls_url(), &pki.other_ca, &credentials));
-    let mut agent = Agent::spawn(&config, &state, &log, 5);
+    let mut agent = spawn_agent(&config, &state, &log, 5);
     agent.wait_exit(PATIENCE);
     let text = agent.log_text();
     let reason = text
@@ -499,7 +343,7 @@ fn wrong_ca_delivers_nothing_names_the_certificate_problem_and_keeps_the_outbox(
     assert!(reason.contains("failed verification") && reason.contains("mqtt.ca_file"), "unclear reason: {reason}");
     assert!(reason.contains("UnknownIssuer"), "not named as an unknown issuer: {reason}");
     assert!(!text.contains(PASSWORD), "the password is in the agent's log");
-    assert!(sub.events().is_empty(), "an agent that does not trust the broker delivered events");
+    assert!(events(&sub.all()).is_empty(), "an agent that does not trust the broker delivered events");
     let held: HashSet<String> = outbox(&state)
         .next_batch(0, 1_000_000)
         .expect("outbox contents")
@@ -514,12 +358,12 @@ fn wrong_ca_delivers_nothing_names_the_certificate_problem_and_keeps_the_outbox(
 
     // Run 2: the right CA. The events of run 1 are delivered (then the clip's new ones).
     let config = write_config(dir.path(), &mqtt_section(&broker.tls_url(), &pki.ca, &credentials));
-    let mut agent = Agent::spawn(&config, &state, &log, 30);
+    let mut agent = spawn_agent(&config, &state, &log, 30);
     let status = agent.wait_exit(PATIENCE);
     assert!(status.success(), "edge-agent failed: {status}; log:\n{}", agent.log_text());
     assert_eq!(outbox(&state).depth().expect("depth"), 0, "the outbox was drained");
-    sub.wait_until("run 1's held events", Duration::from_secs(30), &log, |s| {
-        let got: HashSet<String> = s.events().iter().map(|e| e["event_id"].as_str().expect("event_id").to_owned()).collect();
+    sub.wait_until("run 1's held events", Duration::from_secs(30), &log, |all| {
+        let got: HashSet<String> = events(all).iter().map(|e| e["event_id"].as_str().expect("event_id").to_owned()).collect();
         held.is_subset(&got)
     });
     assert!(!agent.log_text().contains(PASSWORD), "the password is in the agent's log");
@@ -535,7 +379,7 @@ fn hostname_mismatch_is_named_in_one_line() {
     let broker = tls_broker_for_another_host(&pki, &dir.path().join("mosquitto.log"));
     let config = write_config(dir.path(), &mqtt_section(&broker.tls_url(), &pki.ca, ""));
     let (state, log) = (dir.path().join("state"), dir.path().join("agent.log"));
-    let agent = Agent::spawn(&config, &state, &log, 5);
+    let agent = spawn_agent(&config, &state, &log, 5);
     let deadline = Instant::now() + PATIENCE;
     let reason = loop {
         if let Some(l) = agent.log_text().lines().find(|l| l.contains("MQTT") && l.contains("certificate")) {
