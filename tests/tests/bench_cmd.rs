@@ -103,7 +103,9 @@ fn bench_reports_consistent_figures_for_two_streams() {
     assert_eq!(b["limited_by"].as_str(), Some(if dfps <= ifps { "decode" } else { "inference" }));
     let ratio = num(b, "/ratio");
     assert!((ratio - num(p, "/fps_total") / bound).abs() < 1e-9);
-    assert!(ratio > 0.0 && ratio <= 1.5, "achieved/bound {ratio}");
+    // No range on the ratio itself: it compares timings of phases a second long on a shared
+    // machine (measured by the bench, not asserted by a test; see the README's figures).
+    assert!(ratio.is_finite() && ratio > 0.0, "achieved/bound {ratio}");
     assert!(num(&r, "/peak_rss_mib") > 10.0, "a process with ONNX Runtime and GStreamer loaded");
 
     // The chart: an SVG naming every stage.
