@@ -7,7 +7,7 @@ use std::time::Duration;
 use roadsight_pipeline::detect::DetectorOptions;
 
 use crate::cli::{self, Cli, Command};
-use crate::{bench, config, detect_cmd, eval, preview, run};
+use crate::{bench, config, detect_cmd, eval, preview, run, track_cmd};
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let ort_lib = cli.onnxruntime.clone().unwrap_or_else(roadsight_models::default_ort_library);
@@ -35,26 +35,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(cmd) => run_cmd(cmd, cli.onnxruntime),
-        Command::Eval(cmd) => {
-            let opts = eval::EvalOptions {
-                merge: cmd.merge,
-                min_height: cmd.min_height,
-                score_threshold: cmd.score,
-                merged_nms_iou: Some(cmd.merged_nms_iou),
-            };
-            let report = eval::evaluate_files(&cmd.gt, &cmd.pred, &opts)?;
-            println!("frames evaluated: {}", report.frames);
-            println!("{:<12} {:>6} {:>7} {:>7} {:>7} {:>9} {:>7}", "class", "gt", "pred", "AP50", "AP", "precision", "recall");
-            for c in &report.classes {
-                println!(
-                    "{:<12} {:>6} {:>7} {:>7.3} {:>7.3} {:>9.3} {:>7.3}",
-                    c.label, c.ground_truth, c.predictions, c.ap50, c.ap50_95, c.precision, c.recall
-                );
+        Command::Eval(cmd) => eval::command(&cmd),
+        Command::Track(cmd) => {
+            let mut config = config::load(&cmd.config)?;
+            if let Some(lib) = &cli.onnxruntime {
+                config.ort_lib = lib.clone();
             }
-            println!("mAP50 {:.3}  mAP50:95 {:.3}  (precision/recall at score ≥ {})", report.map50, report.map50_95, report.score_threshold);
-            if let Some(p) = cmd.json {
-                std::fs::write(&p, serde_json::to_string_pretty(&report)?)?;
-            }
+            let s = track_cmd::track(&config, cmd.camera.as_deref(), &cmd.out, cmd.frames)?;
+            eprintln!("camera {}: {} frames, {} track rows, {} tracks → {}", s.camera, s.frames, s.rows, s.tracks, cmd.out.display());
             Ok(())
         }
         Command::Preview(cmd) => {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -15,7 +15,10 @@ Run scripts/setup.sh once: it installs ONNX Runtime and the models where edge-ag
 (override with ROADSIGHT_ORT_LIB and ROADSIGHT_MODELS_DIR).",
     after_help = "Examples:\n  edge-agent detect --model deimv2_femto --input clip.mp4 --out detections.csv\n  \
 edge-agent run --config samples/intersection_day_960x540.toml --events events.jsonl\n  \
-edge-agent eval --gt truth.csv --pred detections.csv --merge car,truck,bus"
+edge-agent eval --gt truth.csv --pred detections.csv --merge car,truck,bus\n  \
+edge-agent track --config samples/intersection_day_960x540.toml --out tracks.csv\n  \
+edge-agent eval --mot-gt gt.txt --mot-pred tracks.csv\n  \
+edge-agent eval --counts-gt samples/intersection_day_960x540.counts.csv --events events.jsonl"
 )]
 pub struct Cli {
     /// Log filter (e.g. `info`, `edge_agent=debug`); also RUST_LOG.
@@ -34,8 +37,13 @@ pub enum Command {
     Detect(DetectCmd),
     /// Run the cameras of a config file; write events as JSON lines.
     Run(RunCmd),
-    /// Score detections against ground truth (AP50, AP, precision, recall).
+    /// Score detections (AP50, AP, precision, recall), tracks (MOTA, IDF1, ID switches) and
+    /// line counts against ground truth.
+    #[command(after_help = EVAL_EXAMPLES)]
     Eval(EvalCmd),
+    /// Track one camera of a config file over its clip; one CSV row per confirmed track per
+    /// frame (input for `eval --mot-pred`).
+    Track(TrackCmd),
     /// Draw a camera's lines and zones (and detections) over one of its frames, as PNG.
     Preview(PreviewCmd),
     /// Serve a clip as a simulated RTSP camera (looped, real-time), for demos and tests.
@@ -47,6 +55,12 @@ pub enum Command {
     /// List the bundled models and where their files are.
     Models,
 }
+
+const EVAL_EXAMPLES: &str = "Examples:\n  \
+edge-agent eval --gt truth.csv --pred detections.csv --merge car,truck,bus --min-height 12\n  \
+edge-agent eval --mot-gt gt.txt --mot-pred tracks.csv --iou 0.5\n  \
+edge-agent eval --counts-gt samples/intersection_day_960x540.counts.csv --events events.jsonl\n\n\
+The three parts are independent; give any of them (or several) in one run.";
 
 const BENCH_ABOUT: &str = "Measure how fast this machine runs the pipeline, and where the time goes.\n\n\
 One run, three phases, on the same clip, model and ONNX Runtime thread settings:\n\
@@ -146,13 +160,14 @@ pub struct RunCmd {
 }
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("part").required(true).multiple(true).args(["gt", "mot_gt", "counts_gt"])))]
 pub struct EvalCmd {
-    /// Ground truth CSV: frame,x,y,w,h,label.
-    #[arg(long)]
-    pub gt: PathBuf,
+    /// Detection ground truth CSV: frame,x,y,w,h,label.
+    #[arg(long, requires = "pred")]
+    pub gt: Option<PathBuf>,
     /// Predictions CSV from `edge-agent detect` (frame,x,y,w,h,label,score).
-    #[arg(long)]
-    pub pred: PathBuf,
+    #[arg(long, requires = "gt")]
+    pub pred: Option<PathBuf>,
     /// Comma-separated labels merged into one class (others dropped), e.g. car,truck,bus.
     #[arg(long, value_delimiter = ',')]
     pub merge: Vec<String>,
@@ -165,9 +180,45 @@ pub struct EvalCmd {
     /// Score threshold for the precision/recall figures.
     #[arg(long, default_value_t = 0.3)]
     pub score: f32,
-    /// Also write the report as JSON here.
+    /// MOT ground truth: frame,track_id,x,y,w,h[,…] (header optional, extra columns ignored;
+    /// MOTChallenge gt.txt reads as is).
+    #[arg(long, requires = "mot_pred")]
+    pub mot_gt: Option<PathBuf>,
+    /// Tracks to score, same format (e.g. from `edge-agent track`).
+    #[arg(long, requires = "mot_gt")]
+    pub mot_pred: Option<PathBuf>,
+    /// Least IoU for a track box to match a ground-truth box (MOT metrics).
+    #[arg(long, default_value_t = 0.5)]
+    pub iou: f32,
+    /// Hand counts CSV: line_id,direction,class,count (class `all` or one traffic class).
+    #[arg(long, requires = "events")]
+    pub counts_gt: Option<PathBuf>,
+    /// Events (JSON lines) from `edge-agent run --events`; its line_crossing events are counted.
+    #[arg(long, requires = "counts_gt")]
+    pub events: Option<PathBuf>,
+    /// Count only this camera's events (needed when the events file holds several cameras).
+    #[arg(long, requires = "events")]
+    pub camera: Option<String>,
+    /// Also write the report as JSON here ({"detection", "mot", "counts"}, the parts asked for).
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrackCmd {
+    /// Agent config (TOML): the camera's source, model, classes, tracker and detection rules
+    /// are used as `edge-agent run` uses them.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Camera id (default: the first camera). Its source must be a file.
+    #[arg(long)]
+    pub camera: Option<String>,
+    /// CSV output: frame,track_id,x,y,w,h,class,score (source pixels, decoded frame index from 0).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Stop after this many decoded frames (default: the whole clip).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub frames: Option<u64>,
 }
 
 #[derive(Debug, Args)]

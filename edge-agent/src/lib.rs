@@ -11,3 +11,4 @@ pub mod eval;
 pub mod model;
 pub mod preview;
 pub mod run;
+pub mod track_cmd;

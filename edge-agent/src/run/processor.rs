@@ -129,6 +129,8 @@ pub struct FrameProcessor {
     frame_riders: Vec<(BBox, u8)>,
     /// Most riders seen on each live track (a missed rider only lowers one frame's count).
     riders: HashMap<u64, u8>,
+    /// Confirmed tracks matched in the last processed frame (what analytics saw).
+    active: Vec<TrackedObject>,
 }
 
 impl FrameProcessor {
@@ -145,6 +147,7 @@ impl FrameProcessor {
             two_wheelers: None,
             frame_riders: Vec::new(),
             riders: HashMap::new(),
+            active: Vec::new(),
         }
     }
 
@@ -218,14 +221,15 @@ impl FrameProcessor {
         self.prepare_inputs(detections);
         dedupe_across_classes(&mut self.inputs, CROSS_CLASS_IOU);
         let update = self.tracker.update(&self.inputs, t);
-        let mut active = Vec::with_capacity(update.active.len());
+        self.active.clear();
         for tr in &update.active {
             let Some(class) = self.class_of(tr, width, height, t) else { continue };
             if let Some((_, n)) = self.frame_riders.iter().find(|(b, _)| *b == tr.bbox) {
                 let most = self.riders.entry(tr.id).or_default();
                 *most = (*most).max(*n);
             }
-            active.push(self.to_object(tr, class));
+            let object = self.to_object(tr, class);
+            self.active.push(object);
         }
         let mut ended = Vec::with_capacity(update.removed.len());
         for tr in &update.removed {
@@ -240,13 +244,19 @@ impl FrameProcessor {
         let (config, clock) = (&self.analytics_config, self.clock);
         self.analytics
             .get_or_insert_with(|| Analytics::new(config, width, height, clock))
-            .update(t, &active, &ended)
+            .update(t, &self.active, &ended)
     }
 
     /// End of stream: the last partial counts interval.
     pub fn finish(&mut self) -> Vec<Emitted> {
         let t = self.last_time;
         self.analytics.as_mut().map(|a| a.finish(t)).unwrap_or_default()
+    }
+
+    /// Confirmed tracks matched in the last processed frame, with their reported class
+    /// (`edge-agent track` exports them).
+    pub fn active_tracks(&self) -> &[TrackedObject] {
+        &self.active
     }
 
     pub fn totals(&self) -> Option<&std::collections::BTreeMap<(String, String, ObjectClass), u64>> {

@@ -1,4 +1,4 @@
-//! `edge-agent eval`: detection accuracy against ground truth.
+//! Detection accuracy against ground truth.
 //!
 //! Ground truth: CSV `frame,x,y,w,h,label` (the NGSIM format). Predictions: the CSV that
 //! `edge-agent detect` writes (`frame,x,y,w,h,label,score`). Only frames that appear in the
@@ -6,12 +6,14 @@
 //! interpolated average precision; AP50 at IoU 0.5, AP at IoU 0.50:0.05:0.95 averaged.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 use std::path::Path;
 
-use anyhow::Context;
 use roadsight_pipeline::detect::{decode::nms, Detection};
 use roadsight_pipeline::geometry::BBox;
 use serde::{Deserialize, Serialize};
+
+use super::read_csv;
 
 #[derive(Debug, Deserialize)]
 struct GtRow {
@@ -74,14 +76,6 @@ struct Scored {
     score: f32,
 }
 
-fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
-    let mut rdr = csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
-    rdr.deserialize()
-        .enumerate()
-        .map(|(i, r)| r.with_context(|| format!("{}: row {}", path.display(), i + 2)))
-        .collect()
-}
-
 fn class_of(label: &str, merge: &[String]) -> Option<String> {
     if merge.is_empty() {
         Some(label.to_owned())
@@ -141,6 +135,21 @@ pub fn evaluate_files(gt: &Path, pred: &Path, opts: &EvalOptions) -> anyhow::Res
         map50_95: classes.iter().map(|c| c.ap50_95).sum::<f64>() / n,
         classes,
     })
+}
+
+impl fmt::Display for DetectionReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "frames evaluated: {}", self.frames)?;
+        writeln!(f, "{:<12} {:>6} {:>7} {:>7} {:>7} {:>9} {:>7}", "class", "gt", "pred", "AP50", "AP", "precision", "recall")?;
+        for c in &self.classes {
+            writeln!(
+                f,
+                "{:<12} {:>6} {:>7} {:>7.3} {:>7.3} {:>9.3} {:>7.3}",
+                c.label, c.ground_truth, c.predictions, c.ap50, c.ap50_95, c.precision, c.recall
+            )?;
+        }
+        write!(f, "mAP50 {:.3}  mAP50:95 {:.3}  (precision/recall at score ≥ {})", self.map50, self.map50_95, self.score_threshold)
+    }
 }
 
 fn class_report(label: String, gt: &HashMap<u64, Vec<BBox>>, mut preds: Vec<Scored>, thr: f32) -> ClassReport {

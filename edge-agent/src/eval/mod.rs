@@ -1,0 +1,84 @@
+//! `edge-agent eval`: accuracy against ground truth, in up to three independent parts.
+//!
+//! - [`detection`]: AP50/AP/precision/recall of a detection CSV against `frame,x,y,w,h,label`.
+//! - [`mot`]: MOTA/MOTP/ID switches and IDF1 of a track CSV against MOT-style
+//!   `frame,track_id,x,y,w,h`.
+//! - [`counts`]: per-line counts of `line_crossing` events against a hand-count CSV.
+
+mod assign;
+pub mod counts;
+pub mod detection;
+pub mod mot;
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+pub use detection::{evaluate_files, ClassReport, DetectionReport, EvalOptions};
+
+use crate::cli::EvalCmd;
+
+/// Everything one `edge-agent eval` computed (the `--json` file); absent parts were not asked for.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EvalReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detection: Option<DetectionReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mot: Option<mot::MotReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<counts::CountsReport>,
+}
+
+/// Rows of a CSV with a header, each error naming the file and row.
+pub(crate) fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
+    let mut rdr = csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    rdr.deserialize()
+        .enumerate()
+        .map(|(i, r)| r.with_context(|| format!("{}: row {}", path.display(), i + 2)))
+        .collect()
+}
+
+/// Runs the parts the command line asks for (clap ensures their files come in pairs).
+pub fn evaluate(cmd: &EvalCmd) -> anyhow::Result<EvalReport> {
+    let detection = match (&cmd.gt, &cmd.pred) {
+        (Some(gt), Some(pred)) => {
+            let opts = EvalOptions {
+                merge: cmd.merge.clone(),
+                min_height: cmd.min_height,
+                score_threshold: cmd.score,
+                merged_nms_iou: Some(cmd.merged_nms_iou),
+            };
+            Some(evaluate_files(gt, pred, &opts)?)
+        }
+        _ => None,
+    };
+    let mot = match (&cmd.mot_gt, &cmd.mot_pred) {
+        (Some(gt), Some(pred)) => Some(mot::evaluate_files(gt, pred, cmd.iou)?),
+        _ => None,
+    };
+    let counts = match (&cmd.counts_gt, &cmd.events) {
+        (Some(hand), Some(events)) => Some(counts::evaluate_files(hand, events, cmd.camera.as_deref())?),
+        _ => None,
+    };
+    Ok(EvalReport { detection, mot, counts })
+}
+
+/// `edge-agent eval`: evaluate, print each part, write the JSON when asked.
+pub fn command(cmd: &EvalCmd) -> anyhow::Result<()> {
+    let report = evaluate(cmd)?;
+    let parts: Vec<String> = [
+        report.detection.as_ref().map(ToString::to_string),
+        report.mot.as_ref().map(ToString::to_string),
+        report.counts.as_ref().map(ToString::to_string),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    println!("{}", parts.join("\n\n").trim_end());
+    if let Some(p) = &cmd.json {
+        let json = serde_json::to_string_pretty(&report).context("serialising the report")?;
+        std::fs::write(p, json).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
