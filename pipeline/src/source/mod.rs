@@ -149,7 +149,10 @@ impl VideoSource {
             .map_err(|e| init_err(format!("uridecodebin: {e}")))?;
         let convert = gst::ElementFactory::make("videoconvert").build().map_err(|e| init_err(format!("videoconvert: {e}")))?;
         let caps = gst_video::VideoCapsBuilder::new().format(gst_video::VideoFormat::Rgb).build();
-        let appsink = gst_app::AppSink::builder().caps(&caps).max_buffers(2).drop(false).sync(false).build();
+        // A file read in live mode plays at its own pace (clock-synced), like a camera would;
+        // network streams arrive in real time already, and file mode decodes as fast as it can.
+        let replay_live = spec.pacing == Pacing::Latest && uri.starts_with("file://");
+        let appsink = gst_app::AppSink::builder().caps(&caps).max_buffers(2).drop(false).sync(replay_live).build();
         pipeline
             .add_many([&decode, &convert, appsink.upcast_ref()])
             .map_err(|e| init_err(e.to_string()))?;
