@@ -1,6 +1,7 @@
 //! Line-count accuracy: the `line_crossing` events of `edge-agent run --events` against a
 //! hand-count CSV `line_id,direction,class,count` (`samples/*.counts.csv`), where `class` is
-//! `all` (every class) or one traffic class (`car`, `motorcycle`, …).
+//! `all` (every class), `two_wheeler` (motorcycles and bicycles: a bike once, whatever its
+//! riders) or one traffic class (`car`, `motorcycle`, …).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
@@ -14,6 +15,17 @@ use super::read_csv;
 
 /// The class column value meaning "every class".
 const ALL: &str = "all";
+/// The class column value meaning "motorcycle or bicycle".
+const TWO_WHEELER: &str = "two_wheeler";
+
+/// Whether a crossing of class `c` counts towards a hand-count row of class `hand_class`.
+fn counts_towards(hand_class: &str, c: ObjectClass) -> bool {
+    match hand_class {
+        ALL => true,
+        TWO_WHEELER => matches!(c, ObjectClass::Motorcycle | ObjectClass::Bicycle),
+        name => c.as_str() == name,
+    }
+}
 
 #[derive(Debug, Deserialize)]
 struct HandRow {
@@ -55,8 +67,8 @@ pub fn evaluate_files(hand_counts: &Path, events: &Path, camera: Option<&str>) -
     let hand: Vec<HandRow> = read_csv(hand_counts)?;
     for (i, r) in hand.iter().enumerate() {
         anyhow::ensure!(
-            r.class == ALL || class_named(&r.class).is_some(),
-            "{}: row {}: class '{}' is neither `all` nor a traffic class ({})",
+            r.class == ALL || r.class == TWO_WHEELER || class_named(&r.class).is_some(),
+            "{}: row {}: class '{}' is neither `all`, `two_wheeler` nor a traffic class ({})",
             hand_counts.display(),
             i + 2,
             r.class,
@@ -117,7 +129,7 @@ fn report(hand: &[HandRow], crossings: &Crossings, camera: Option<&str>) -> Coun
         .map(|h| {
             let counted = crossings
                 .iter()
-                .filter(|((l, d, c), _)| *l == h.line_id && *d == h.direction && (h.class == ALL || c.as_str() == h.class))
+                .filter(|((l, d, c), _)| *l == h.line_id && *d == h.direction && counts_towards(&h.class, *c))
                 .map(|(_, n)| n)
                 .sum();
             row(&h.line_id, &h.direction, &h.class, h.count, counted)
@@ -170,6 +182,21 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, text).expect("write");
         p
+    }
+
+    #[test]
+    fn two_wheeler_rows_count_motorcycles_and_bicycles_but_not_riders() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let events = [
+            crossing(1, "cam", "l", "in", "motorcycle"),
+            crossing(2, "cam", "l", "in", "bicycle"),
+            crossing(3, "cam", "l", "in", "person"),
+            crossing(4, "cam", "l", "in", "car"),
+        ];
+        let events = write(dir.path(), "e.jsonl", &(events.join("\n") + "\n"));
+        let hand = write(dir.path(), "h.csv", "line_id,direction,class,count\nl,in,two_wheeler,3\n");
+        let r = evaluate_files(&hand, &events, None).expect("counts");
+        assert_eq!((r.rows[0].hand_count, r.rows[0].counted), (3, 2));
     }
 
     #[test]
