@@ -17,6 +17,14 @@ use serde_json::Value;
 
 const CLIP: &str = "intersection_day_960x540.mp4";
 
+/// These tests measure frame rates and reconnect times of agents sharing 2 cores with RTSP
+/// encoders: one at a time, so they do not compete with each other.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn camera_block(id: &str, source: &str) -> String {
     format!(
         "[[cameras]]\nid = \"{id}\"\nsource = \"{source}\"\ncounts_interval_secs = 5\n\n\
@@ -133,6 +141,7 @@ fn frames_of(stderr: &str, camera: &str) -> u64 {
 
 #[test]
 fn rtsp_camera_killed_and_restarted_is_streamed_again_within_5_s() {
+    let _serial = serial();
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let clip = sample(CLIP);
@@ -212,6 +221,7 @@ fn check_operations_endpoint(agent: &Agent, cameras: &[(&str, String)], good: &s
 
 #[test]
 fn dead_camera_urls_leave_the_good_camera_at_full_rate() {
+    let _serial = serial();
     let clip = sample(CLIP);
     let good = SimulatedCamera::start(&clip, "127.0.0.1", 0, "/good").expect("good camera");
     let locked = SimulatedCamera::start_with_credentials(&clip, "127.0.0.1", 0, "/locked", Some(("viewer", "right-pass")))
@@ -254,6 +264,7 @@ fn dead_camera_urls_leave_the_good_camera_at_full_rate() {
 
 #[test]
 fn reload_starts_stops_and_restarts_only_the_cameras_it_changes() {
+    let _serial = serial();
     let clip = sample(CLIP);
     let serve = |mount: &str| SimulatedCamera::start(&clip, "127.0.0.1", 0, mount).expect("RTSP camera");
     let (a, b, c) = (serve("/a"), serve("/b"), serve("/c"));
