@@ -388,25 +388,31 @@ async fn every_event_published_twice_is_stored_once() {
 // ---------------------------------------------------------------------------------------------
 // 2. Two replicas, one shared subscription, one PostgreSQL database.
 
+/// Replicas `ioc-a` and `ioc-b` of one share group on database `db`, both subscribed.
+async fn two_replicas(broker: &Broker, db: &str, dir: &Path) -> ((Config, Replica), (Config, Replica)) {
+    let cfg = |id: &str| Config {
+        mqtt_url: broker.url(),
+        client_id: id.into(),
+        share_group: "ioc-replicas".into(),
+        database: Some(db.to_owned()),
+        data_dir: dir.join(id),
+    };
+    let (a, b) = (cfg("ioc-a"), cfg("ioc-b"));
+    let ra = Replica::start(&a).await;
+    let rb = Replica::start(&b).await;
+    broker.wait_subscribed(&a.client_id, &a.share_group).await;
+    broker.wait_subscribed(&b.client_id, &b.share_group).await;
+    ((a, ra), (b, rb))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_a_shared_subscription_store_each_event_once() {
     let broker = Broker::start(&[]);
     let pg = Postgres::start();
     let db = pg.new_database("shared_sub");
     let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = |id: &str| Config {
-        mqtt_url: broker.url(),
-        client_id: id.into(),
-        share_group: "ioc-replicas".into(),
-        database: Some(db.clone()),
-        data_dir: dir.path().join(id),
-    };
-    let (a, b) = (cfg("ioc-a"), cfg("ioc-b"));
-    let ra = Replica::start(&a).await;
-    let rb = Replica::start(&b).await;
+    let ((_, ra), (_, rb)) = two_replicas(&broker, &db, dir.path()).await;
     let mut publisher = Publisher::connect(&broker, "agent-shared").await;
-    broker.wait_subscribed(&a.client_id, &a.share_group).await;
-    broker.wait_subscribed(&b.client_id, &b.share_group).await;
 
     // Several cameras, every event twice (the copies may go to different replicas, which
     // then race on the same event_id in the database).
@@ -452,18 +458,7 @@ async fn a_stopped_replica_keeps_its_share_queued_and_stores_it_when_it_returns(
     let pg = Postgres::start();
     let db = pg.new_database("offline_share");
     let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = |id: &str| Config {
-        mqtt_url: broker.url(),
-        client_id: id.into(),
-        share_group: "ioc-replicas".into(),
-        database: Some(db.clone()),
-        data_dir: dir.path().join(id),
-    };
-    let (a, b) = (cfg("ioc-a"), cfg("ioc-b"));
-    let ra = Replica::start(&a).await;
-    let rb = Replica::start(&b).await;
-    broker.wait_subscribed(&a.client_id, &a.share_group).await;
-    broker.wait_subscribed(&b.client_id, &b.share_group).await;
+    let ((_, ra), (b, rb)) = two_replicas(&broker, &db, dir.path()).await;
     rb.stop().await;
 
     let mut publisher = Publisher::connect(&broker, "agent-offline").await;

@@ -90,8 +90,9 @@ pub fn run(
     let mut cameras = CameraSet::new(Arc::clone(&shared), config.ort_lib.clone(), workers)?;
     for cam in &config.cameras {
         if let Err(e) = cameras.start(cam.clone()) {
-            stop.store(true, Ordering::Relaxed);
+            // Cameras stop on their own flags (set by `finish`); the endpoint on its own.
             cameras.finish();
+            ops_stop.store(true, Ordering::Relaxed);
             return Err(e);
         }
     }
