@@ -150,8 +150,17 @@ fn apply_reload(running: &AgentConfig, reload: &Reload, cameras: &mut CameraSet)
             return;
         }
     };
-    if new.site_id != running.site_id || new.agent_id != running.agent_id || new.state_dir != running.state_dir {
-        tracing::warn!("reload: site_id, agent_id and state_dir changes take effect at the next restart");
+    // Debug text stands in for equality (the settings hold no PartialEq; passwords print redacted).
+    let restart_only = new.site_id != running.site_id
+        || new.agent_id != running.agent_id
+        || new.state_dir != running.state_dir
+        || new.http_listen != running.http_listen
+        || new.detector_workers != running.detector_workers
+        || format!("{:?}", new.mqtt) != format!("{:?}", running.mqtt);
+    if restart_only {
+        tracing::warn!(
+            "reload: site_id, agent_id, state_dir, http_listen, detector_workers and [mqtt] changes take effect at the next restart"
+        );
     }
     let done = cameras.reconcile(new.cameras);
     tracing::info!(
