@@ -30,6 +30,9 @@ fn err(location: &Path, message: impl std::fmt::Display) -> SourceError {
     SourceError::Stream { location: location.display().to_string(), message: message.to_string() }
 }
 
+/// How long start-up waits for the clip's first decoded frame.
+const FIRST_FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl SimulatedCamera {
     /// Serves `clip` at `rtsp://<address>:<port><mount>`; port 0 picks a free one.
     pub fn start(clip: &Path, address: &str, port: u16, mount: &str) -> Result<Self, SourceError> {
@@ -95,9 +98,12 @@ impl SimulatedCamera {
         // Loop: seek back to the start at end of stream.
         let bus = reader.bus().ok_or_else(|| err(clip, "no bus"))?;
         let stop = Arc::new(AtomicBool::new(false));
+        // The reader's first error, so start-up can name it instead of timing out.
+        let first_error: Arc<Mutex<Option<String>>> = Arc::default();
         let looper = {
             let reader = reader.clone();
             let stop = Arc::clone(&stop);
+            let first_error = Arc::clone(&first_error);
             let clip_name = clip.display().to_string();
             std::thread::Builder::new()
                 .name("rtsp-sim-loop".into())
@@ -108,7 +114,12 @@ impl SimulatedCamera {
                             gst::MessageView::Eos(_) => {
                                 let _ = reader.seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT, gst::ClockTime::ZERO);
                             }
-                            gst::MessageView::Error(e) => tracing::error!("simulated camera {clip_name}: {}", e.error()),
+                            gst::MessageView::Error(e) => {
+                                tracing::error!("simulated camera {clip_name}: {}", e.error());
+                                first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| {
+                                    format!("{} ({})", e.error(), e.debug().map(|d| d.to_string()).unwrap_or_default())
+                                });
+                            }
                             _ => {}
                         }
                     }
@@ -159,12 +170,20 @@ impl SimulatedCamera {
             .map_err(|e| err(clip, format!("cannot serve RTSP on {address}:{port} ({e}; is the port in use?)")))?;
         let bound = server.bound_port();
         reader.set_state(gst::State::Playing).map_err(|e| err(clip, e))?;
-        // Sessions need the raw caps for their appsrc: wait for the first decoded frame.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        // Sessions need the raw caps for their appsrc: wait for the first decoded frame, or the
+        // reader's error. The deadline is generous: a loaded or cold machine can take seconds.
+        let deadline = std::time::Instant::now() + FIRST_FRAME_TIMEOUT;
         while caps_slot.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
-            if std::time::Instant::now() > deadline {
+            let failed = first_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(message) = failed {
+                stop.store(true, Ordering::Relaxed);
                 let _ = reader.set_state(gst::State::Null);
-                return Err(err(clip, "no frame decoded within 10 s"));
+                return Err(err(clip, format!("cannot decode the clip: {message}")));
+            }
+            if std::time::Instant::now() > deadline {
+                stop.store(true, Ordering::Relaxed);
+                let _ = reader.set_state(gst::State::Null);
+                return Err(err(clip, format!("no frame decoded within {} s", FIRST_FRAME_TIMEOUT.as_secs())));
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
