@@ -4,8 +4,11 @@
 Writes tests/fixtures/yolox_nano_intersection_day_ref.csv, which the Rust test
 `tests/tests/detect_reference.rs` compares against `edge-agent detect` (within 1 px).
 
-Frames are decoded by GStreamer exactly as edge-agent decodes them (uridecodebin →
-videoconvert → RGB), so the comparison isolates preprocessing, inference, decoding and NMS.
+Frames are decoded by GStreamer as edge-agent decodes them (uridecodebin → I420) and turned
+into RGB here with the textbook BT.601 limited-range equations in floating point (the clip's
+caps carry no colorimetry, so GStreamer assumes BT.601 for this SD size), independently of
+the agent's fixed-point `pipeline::colour`; the comparison isolates colour conversion,
+preprocessing, inference, decoding and NMS.
 Needs: gst-launch-1.0, pip install opencv-python-headless onnxruntime==1.31.1 numpy.
 Run from the repository root:  python3 scripts/reference/yolox_reference.py
 """
@@ -28,15 +31,28 @@ W, H, SIZE, SCORE, NMS_IOU = 960, 540, 416, 0.3, 0.45
 
 def decode_frames():
     with tempfile.TemporaryDirectory() as tmp:
-        pattern = os.path.join(tmp, "f_%05d.rgb")
+        pattern = os.path.join(tmp, "f_%05d.yuv")
         uri = "file://" + os.path.abspath(CLIP)
         subprocess.run(
             ["gst-launch-1.0", "-q", "uridecodebin", f"uri={uri}", "!", "videoconvert", "!",
-             "video/x-raw,format=RGB", "!", "multifilesink", f"location={pattern}"],
+             "video/x-raw,format=I420", "!", "multifilesink", f"location={pattern}"],
             check=True)
         for i in FRAMES:
-            raw = np.fromfile(pattern % i, dtype=np.uint8).reshape(H, W, 3)
-            yield i, raw
+            yield i, i420_to_rgb(np.fromfile(pattern % i, dtype=np.uint8))
+
+
+def i420_to_rgb(raw):
+    """BT.601, limited range, each chroma sample shared by a 2×2 block (W, H even here)."""
+    y = raw[: W * H].reshape(H, W).astype(np.float64)
+    u = raw[W * H : W * H * 5 // 4].reshape(H // 2, W // 2).repeat(2, 0).repeat(2, 1).astype(np.float64)
+    v = raw[W * H * 5 // 4 : W * H * 3 // 2].reshape(H // 2, W // 2).repeat(2, 0).repeat(2, 1).astype(np.float64)
+    kr, kb = 0.299, 0.114
+    kg = 1 - kr - kb
+    yn, pb, pr = (y - 16) / 219, (u - 128) / 224, (v - 128) / 224
+    r = yn + 2 * (1 - kr) * pr
+    b = yn + 2 * (1 - kb) * pb
+    g = (yn - kr * r - kb * b) / kg
+    return np.clip(np.rint(np.stack([r, g, b], -1) * 255), 0, 255).astype(np.uint8)
 
 
 def preprocess(rgb):

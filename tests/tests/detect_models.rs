@@ -58,23 +58,35 @@ fn yolox_boxes_match_the_reference_within_one_pixel() {
     eprintln!("worst coordinate difference: {worst} px");
 }
 
-/// deimv2_femto on the NGSIM clip reproduces the documented AP50 (0.91) with the vehicle
-/// classes merged: at least 0.85.
+/// The three shared models on the NGSIM clip reproduce the AP50 documented in
+/// `../shared/models/README.md` (yolox_nano 0.56, deimv2_atto 0.53, deimv2_femto 0.91) within
+/// ±0.02, with its protocol: vehicle classes merged, class-agnostic NMS 0.5, IoU ≥ 0.5, VOC
+/// all-point AP, candidates from score 0.05. (yolox_nano's scores on this top-down view sit
+/// near the cutoff, so it also checks the colour conversion: GStreamer's `videoconvert` RGB,
+/// 2–4 levels dark, gave 0.592.)
 #[test]
-fn deimv2_femto_ap50_on_ngsim() {
+fn ngsim_ap50_matches_the_documented_figures() {
+    for (model, documented) in [("yolox_nano", 0.56), ("deimv2_atto", 0.53), ("deimv2_femto", 0.91)] {
+        let ap50 = ngsim_ap50(model);
+        eprintln!("{model}: AP50 {ap50:.3} (documented {documented})");
+        assert!((ap50 - documented).abs() <= 0.02, "{model}: AP50 {ap50:.3}, documented {documented} ± 0.02");
+    }
+}
+
+fn ngsim_ap50(model: &str) -> f64 {
     let dir = tempfile::tempdir().expect("tmp");
-    let out = dir.path().join("deim.csv");
+    let out = dir.path().join("detections.csv");
     let clip = sample("highway_ngsim_us101_640x480.mp4");
     let o = edge_agent(&[
-        "detect", "--model", "deimv2_femto", "--input", clip.to_str().expect("utf8"),
+        "detect", "--model", model, "--input", clip.to_str().expect("utf8"),
         "--score", "0.05", "--out", out.to_str().expect("utf8"),
     ]);
-    assert!(o.status.success(), "detect failed: {}", stderr(&o));
+    assert!(o.status.success(), "detect {model} failed: {}", stderr(&o));
     let frames: HashMap<u64, usize> = read_rows(&out).iter().fold(HashMap::new(), |mut m, r| {
         *m.entry(r.frame).or_default() += 1;
         m
     });
-    assert_eq!(frames.keys().max(), Some(&176), "every one of the 177 frames decoded");
+    assert_eq!(frames.keys().max(), Some(&176), "{model}: every one of the 177 frames decoded");
     let opts = edge_agent::eval::EvalOptions {
         merge: ["car", "truck", "bus", "motorcycle"].map(String::from).to_vec(),
         min_height: 0.0,
@@ -83,10 +95,10 @@ fn deimv2_femto_ap50_on_ngsim() {
     };
     let report = edge_agent::eval::evaluate_files(&sample("highway_ngsim_us101_640x480.gt.csv"), &out, &opts).expect("eval");
     let c = &report.classes[0];
-    eprintln!("AP50 {:.3}, AP {:.3}, precision {:.3}, recall {:.3}", c.ap50, c.ap50_95, c.precision, c.recall);
+    eprintln!("{model}: AP50 {:.3}, AP {:.3}, precision {:.3}, recall {:.3}", c.ap50, c.ap50_95, c.precision, c.recall);
     assert_eq!(report.frames, 177);
     assert_eq!(c.ground_truth, 6292);
-    assert!(c.ap50 >= 0.85, "AP50 {:.3} below 0.85", c.ap50);
+    f64::from(c.ap50)
 }
 
 /// Scores are sorted-insensitive: every row has a label from the model's label set.

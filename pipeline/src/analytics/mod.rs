@@ -109,6 +109,34 @@ struct ZoneRuntime {
     geometry: Zone,
 }
 
+/// A counted crossing, remembered for [`PART_OF_WINDOW`] with its track's latest box and the
+/// tracks seen to be parts of the same object since.
+struct RecentCrossing {
+    line: usize,
+    forward: bool,
+    class: ObjectClass,
+    track_id: u64,
+    at: Duration,
+    latest: BBox,
+    /// Stream time of `latest`.
+    latest_at: Duration,
+    /// Same-class tracks whose box, in one frame with this track's, contained it or lay
+    /// inside it (the whole bus and its front section, tracked separately).
+    parts: Vec<u64>,
+}
+
+/// How long after a counted crossing a second track of the same object may still cross
+/// (an articulated bus detected as its two sections crosses twice, ≈ 0.6 s apart).
+const PART_OF_WINDOW: Duration = Duration::from_secs(1);
+
+/// A counted track missed by the detector for at most this long still links the tracks
+/// that box it (the detector gives the whole bus while its front section goes unseen).
+const PART_OF_STALE: Duration = Duration::from_millis(250);
+
+/// Two same-class boxes are parts of one object when the smaller lies this much inside the
+/// other (two vehicles one behind the other overlap far less once the first has crossed).
+const PART_OF_IOS: f32 = 0.7;
+
 pub struct Analytics {
     lines: Vec<LineRuntime>,
     zones: Vec<ZoneRuntime>,
@@ -118,6 +146,8 @@ pub struct Analytics {
     interval_counts: BTreeMap<(usize, bool, ObjectClass), u64>,
     totals: BTreeMap<(String, String, ObjectClass), u64>,
     incidents: Option<IncidentEngine>,
+    /// Crossings of the last [`PART_OF_WINDOW`], to count each object once.
+    recent: Vec<RecentCrossing>,
 }
 
 fn to_pixels(p: Point, w: f32, h: f32) -> Point {
@@ -154,6 +184,7 @@ impl Analytics {
             interval_start: Duration::ZERO,
             interval_counts: BTreeMap::new(),
             totals: BTreeMap::new(),
+            recent: Vec::new(),
             // Calibrations are checked when the config is validated; a bad one disables
             // incident rules rather than the camera.
             incidents: IncidentEngine::new(&config.incidents, width, height)
@@ -171,6 +202,7 @@ impl Analytics {
     pub fn update(&mut self, pts: Duration, active: &[TrackedObject], ended: &[TrackedObject]) -> Vec<Emitted> {
         let mut out = Vec::new();
         self.roll_intervals(pts, &mut out);
+        self.refresh_recent(pts, active);
         for obj in active {
             self.observe_lines(pts, obj, &mut out);
             self.observe_zones(pts, obj, &mut out);
@@ -251,6 +283,27 @@ impl Analytics {
             let Some(crossing) = line.geometry.observe(obj.track_id, line.spec.anchor.of(&obj.bbox), obj.velocity) else { continue };
             let forward = crossing == Crossing::Forward;
             let direction = if forward { &line.spec.forward } else { &line.spec.backward };
+            let part_of = self.recent.iter().find(|r| {
+                r.line == i
+                    && r.forward == forward
+                    && r.class == obj.class
+                    && r.track_id != obj.track_id
+                    && (r.parts.contains(&obj.track_id) || r.latest.ios(&obj.bbox) >= PART_OF_IOS)
+            });
+            if let Some(counted) = part_of {
+                tracing::debug!(line = %line.spec.id, track = obj.track_id, counted = counted.track_id, "crossing of a part of an object already counted");
+                continue;
+            }
+            self.recent.push(RecentCrossing {
+                line: i,
+                forward,
+                class: obj.class,
+                track_id: obj.track_id,
+                at: pts,
+                latest: obj.bbox,
+                latest_at: pts,
+                parts: Vec::new(),
+            });
             *self.interval_counts.entry((i, forward, obj.class)).or_default() += 1;
             *self.totals.entry((line.spec.id.clone(), direction.clone(), obj.class)).or_default() += 1;
             out.push(Emitted {
@@ -262,6 +315,28 @@ impl Analytics {
                 }),
                 snapshot: None,
             });
+        }
+    }
+
+    /// Forgets crossings older than [`PART_OF_WINDOW`], moves the others' boxes along with
+    /// their tracks (a track lost meanwhile keeps its last box) and notes the same-class
+    /// tracks overlapping them (seen at most [`PART_OF_STALE`] ago) as parts of one object.
+    fn refresh_recent(&mut self, pts: Duration, active: &[TrackedObject]) {
+        self.recent.retain(|r| pts.saturating_sub(r.at) <= PART_OF_WINDOW);
+        for r in &mut self.recent {
+            if let Some(counted) = active.iter().find(|o| o.track_id == r.track_id) {
+                r.latest = counted.bbox;
+                r.latest_at = pts;
+            }
+            if pts.saturating_sub(r.latest_at) > PART_OF_STALE {
+                continue;
+            }
+            for other in active {
+                let part = other.track_id != r.track_id && other.class == r.class && other.bbox.ios(&r.latest) >= PART_OF_IOS;
+                if part && !r.parts.contains(&other.track_id) {
+                    r.parts.push(other.track_id);
+                }
+            }
         }
     }
 
@@ -346,5 +421,65 @@ mod tests {
         assert_eq!(c.rows.len(), 1);
         assert_eq!(c.rows[0].direction, "south");
         assert_eq!(a.totals().values().sum::<u64>(), 1);
+    }
+
+    /// A 100 × 100 frame with the line at y = 50; objects `(id, centre y, height)` of class car.
+    fn cross_with(objects: impl Fn(u64) -> Vec<(u64, f32, f32)>) -> u64 {
+        let clock = StreamClock { origin: DateTime::from_timestamp(0, 0).expect("epoch") };
+        let mut a = Analytics::new(&AnalyticsConfig { zones: vec![], ..config() }, 100, 100, clock);
+        for f in 0..40u64 {
+            let t = Duration::from_millis(f * 50);
+            let active: Vec<TrackedObject> = objects(f)
+                .into_iter()
+                .map(|(id, y, h)| TrackedObject { bbox: BBox::from_center(50.0, y, 20.0, h), ..car(id, y, t) })
+                .collect();
+            a.update(t, &active, &[]);
+        }
+        a.totals().values().sum()
+    }
+
+    #[test]
+    fn a_track_once_seen_containing_a_counted_one_is_the_same_object() {
+        // The front section (track 1) crosses; the whole bus (track 2) is boxed around where it
+        // was for a few frames (the front section itself unseen then: the detector's box of
+        // the whole contains it), then only the rear section is, crossing well behind.
+        let counted = cross_with(|f| {
+            let front = 30.0 + f as f32 * 1.5;
+            let mut v = vec![];
+            if f < 16 || (20..25).contains(&f) {
+                v.push((1, front, 12.0));
+            }
+            match f {
+                16..=19 => v.push((2, front - 12.0, 36.0)),
+                20.. => v.push((2, front - 24.0, 12.0)),
+                _ => {}
+            }
+            v
+        });
+        assert_eq!(counted, 1);
+    }
+
+    #[test]
+    fn an_articulated_bus_seen_as_two_sections_counts_once() {
+        // The front section (track 1) crosses first; 0.6 s later the whole vehicle (track 2,
+        // twice as long, containing where the front section last was) crosses too.
+        let counted = cross_with(|f| {
+            let front = 30.0 + f as f32 * 1.5;
+            let mut v = vec![];
+            if f < 25 {
+                v.push((1, front, 12.0));
+            }
+            if f >= 10 {
+                v.push((2, front - 14.0, 36.0));
+            }
+            v
+        });
+        assert_eq!(counted, 1);
+    }
+
+    #[test]
+    fn two_cars_one_behind_the_other_count_twice() {
+        let counted = cross_with(|f| vec![(1, 30.0 + f as f32 * 1.5, 12.0), (2, 14.0 + f as f32 * 1.5, 12.0)]);
+        assert_eq!(counted, 2);
     }
 }

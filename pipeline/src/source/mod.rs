@@ -1,11 +1,14 @@
 //! Video sources: the only module that knows GStreamer.
 //!
-//! `uridecodebin` (files, `rtsp://` via `rtspsrc`) → `videoconvert` → packed RGB → `appsink`.
+//! `uridecodebin` (files, `rtsp://` via `rtspsrc`) → `videoconvert` (to I420; a no-op for
+//! the usual decoder output) → `appsink`; the I420 planes are mapped read-only (honouring
+//! their strides) and converted once to packed RGB by [`crate::colour`] with the stream's own
+//! matrix and range, into a buffer recycled through a small per-source pool.
 //! Audio streams are never exposed (`expose-all-streams=false` with video-only caps).
 //! A puller thread moves samples from the appsink into a [`BoundedQueue`] whose full-policy
 //! is the source's [`Pacing`]: file replay blocks (every frame, in order, deterministic), live
-//! keeps the latest frame and counts drops. Frames are zero-copy: each [`Frame`] holds the
-//! decoded buffer mapped read-only, with its stride.
+//! keeps the latest frame and counts drops. Downstream of the conversion frames are never
+//! copied: a [`Frame`] owns its RGB buffer, which goes back to the pool when it is dropped.
 
 mod network;
 pub mod rtsp_server;
@@ -20,6 +23,7 @@ use std::time::Duration;
 use gst::prelude::*;
 use gst_video::prelude::*;
 
+use crate::colour;
 use crate::frame::{FrameTime, FrameView};
 use crate::queue::{BoundedQueue, FullPolicy, Popped};
 
@@ -57,21 +61,55 @@ pub enum SourceError {
     Stream { location: String, message: String },
 }
 
-/// One decoded frame: a read-only mapped GStreamer buffer plus its stream position.
+/// One decoded frame in packed RGB plus its stream position. Its buffer returns to the
+/// source's pool when the frame is dropped.
 pub struct Frame {
-    inner: gst_video::VideoFrame<gst_video::video_frame::Readable>,
+    rgb: Vec<u8>,
+    width: u32,
+    height: u32,
+    pool: Arc<BufferPool>,
     pub time: FrameTime,
 }
 
 impl Frame {
     pub fn view(&self) -> FrameView<'_> {
-        let data = self.inner.plane_data(0).unwrap_or(&[]);
         FrameView {
-            width: self.inner.width(),
-            height: self.inner.height(),
-            stride: self.inner.plane_stride()[0] as usize,
+            width: self.width,
+            height: self.height,
+            stride: self.width as usize * 3,
             format: crate::frame::PixelFormat::Rgb,
-            data,
+            data: &self.rgb,
+        }
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        self.pool.give_back(std::mem::take(&mut self.rgb));
+    }
+}
+
+/// Recycled RGB buffers of one source: frames in flight are few (the queue, the detector and
+/// the tracker hold at most a handful), so after the first frames no buffer is allocated.
+#[derive(Default)]
+struct BufferPool {
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+impl BufferPool {
+    /// Buffers kept for reuse; more in flight than this are freed when they come back.
+    const KEEP: usize = 6;
+
+    fn take(&self, len: usize) -> Vec<u8> {
+        let mut buf = self.free.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default();
+        buf.resize(len, 0);
+        buf
+    }
+
+    fn give_back(&self, buf: Vec<u8>) {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        if free.len() < Self::KEEP && buf.capacity() > 0 {
+            free.push(buf);
         }
     }
 }
@@ -148,7 +186,7 @@ impl VideoSource {
             .build()
             .map_err(|e| init_err(format!("uridecodebin: {e}")))?;
         let convert = gst::ElementFactory::make("videoconvert").build().map_err(|e| init_err(format!("videoconvert: {e}")))?;
-        let caps = gst_video::VideoCapsBuilder::new().format(gst_video::VideoFormat::Rgb).build();
+        let caps = gst_video::VideoCapsBuilder::new().format(gst_video::VideoFormat::I420).build();
         // A file read in live mode plays at its own pace (clock-synced), like a camera would;
         // network streams arrive in real time already, and file mode decodes as fast as it can.
         let replay_live = spec.pacing == Pacing::Latest && uri.starts_with("file://");
@@ -289,6 +327,7 @@ fn spawn_puller(
             let mut index = 0u64;
             let mut last_pts: Option<Duration> = None;
             let mut info: Option<(gst::Caps, gst_video::VideoInfo)> = None;
+            let pool = Arc::new(BufferPool::default());
             while !stop.load(Ordering::Relaxed) {
                 // Drain the bus every turn: unread messages would pile up over weeks of running.
                 if let Some(error) = bus.as_ref().and_then(drain_bus) {
@@ -301,7 +340,7 @@ fn spawn_puller(
                     }
                     continue;
                 };
-                match sample_to_frame(&sample, &mut info, index, &mut last_pts) {
+                match sample_to_frame(&sample, &mut info, &pool, index, &mut last_pts) {
                     Ok(frame) => {
                         index += 1;
                         if !queue.push(Item::Frame(frame)) {
@@ -345,6 +384,7 @@ fn monotonic_pts(pts: Duration, duration: Option<Duration>, last: &mut Option<Du
 fn sample_to_frame(
     sample: &gst::Sample,
     info: &mut Option<(gst::Caps, gst_video::VideoInfo)>,
+    pool: &Arc<BufferPool>,
     index: u64,
     last_pts: &mut Option<Duration>,
 ) -> Result<Frame, String> {
@@ -359,8 +399,41 @@ fn sample_to_frame(
     let raw = buffer.pts().map_or(Duration::ZERO, |t| Duration::from_nanos(t.nseconds()));
     let duration = buffer.duration().map(|d| Duration::from_nanos(d.nseconds()));
     let pts = monotonic_pts(raw, duration, last_pts);
-    let inner = gst_video::VideoFrame::from_buffer_readable(buffer, vi).map_err(|_| "cannot map buffer".to_string())?;
-    Ok(Frame { inner, time: FrameTime { index, pts } })
+    let yuv = gst_video::VideoFrame::from_buffer_readable(buffer, vi).map_err(|_| "cannot map buffer".to_string())?;
+    let (width, height) = (yuv.width(), yuv.height());
+    let strides = yuv.plane_stride();
+    let plane = |i: u32| yuv.plane_data(i).map_err(|e| format!("I420 plane {i}: {e}"));
+    let planes = colour::I420 {
+        width,
+        height,
+        y: plane(0)?,
+        y_stride: strides[0] as usize,
+        u: plane(1)?,
+        u_stride: strides[1] as usize,
+        v: plane(2)?,
+        v_stride: strides[2] as usize,
+    };
+    let (matrix, range) = colorimetry(vi);
+    let row = width as usize * 3;
+    let mut rgb = pool.take(row * height as usize);
+    colour::i420_to_rgb(&planes, matrix, range, &mut rgb, row);
+    Ok(Frame { rgb, width, height, pool: Arc::clone(pool), time: FrameTime { index, pts } })
+}
+
+/// The stream's YUV matrix and range; what GStreamer filled in when the stream says nothing
+/// (BT.601 for SD, BT.709 for HD, limited range).
+fn colorimetry(vi: &gst_video::VideoInfo) -> (colour::Matrix, colour::Range) {
+    let c = vi.colorimetry();
+    let matrix = match c.matrix() {
+        gst_video::VideoColorMatrix::Bt709 => colour::Matrix::Bt709,
+        gst_video::VideoColorMatrix::Bt2020 => colour::Matrix::Bt2020,
+        _ => colour::Matrix::Bt601,
+    };
+    let range = match c.range() {
+        gst_video::VideoColorRange::Range0_255 => colour::Range::Full,
+        _ => colour::Range::Limited,
+    };
+    (matrix, range)
 }
 
 #[cfg(test)]
