@@ -40,6 +40,12 @@ fn camera<'a>(config: &'a AgentConfig, id: Option<&str>) -> anyhow::Result<&'a C
 pub fn track(config: &AgentConfig, camera_id: Option<&str>, out: &Path, max_frames: Option<u64>) -> anyhow::Result<TrackSummary> {
     let cam = camera(config, camera_id)?;
     let mut detector = load_detector(&cam.model, &cam.detector, &config.ort_lib).with_context(|| format!("camera {}", cam.id))?;
+    let mut night_detector = match &cam.night_detector {
+        Some(options) => Some(
+            load_detector(&cam.model, options, &config.ort_lib).with_context(|| format!("camera {}: its night detector", cam.id))?,
+        ),
+        None => None,
+    };
     let origin = match cam.clock_origin {
         Some(origin) => origin,
         None => crate::config::DEFAULT_FILE_EPOCH.parse().context("default file epoch")?,
@@ -68,7 +74,11 @@ pub fn track(config: &AgentConfig, camera_id: Option<&str>, out: &Path, max_fram
             continue;
         }
         let view = frame.view();
-        let detections = detector.detect(&view).with_context(|| format!("camera {}: model {}", cam.id, cam.model))?;
+        let active = match night_detector.as_mut() {
+            Some(at_night) if processor.is_night(t) => at_night,
+            _ => &mut detector,
+        };
+        let detections = active.detect(&view).with_context(|| format!("camera {}: model {}", cam.id, cam.model))?;
         processor.process(detections, view.width, view.height, t);
         for o in processor.active_tracks() {
             let (w, h) = (o.bbox.width(), o.bbox.height());

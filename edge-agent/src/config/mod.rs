@@ -63,6 +63,9 @@ pub struct CameraConfig {
     /// Bundled model name or path to a model file/manifest.
     pub model: String,
     pub detector: DetectorOptions,
+    /// The detector at night when the night profile changes the input size (`[night]
+    /// input_long_side`); `None`: the day's all the time.
+    pub night_detector: Option<DetectorOptions>,
     pub classes: Vec<ObjectClass>,
     pub tracker: TrackerConfig,
     pub analytics: AnalyticsConfig,
@@ -467,6 +470,26 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
     // The detector runs at the lowest threshold any class uses, day or night; the processor
     // applies each class's own.
     let score = detector_floor(score, &rules);
+    let detector = DetectorOptions {
+        input_size,
+        input_long_side,
+        tiling,
+        score_threshold: score,
+        nms_iou: nms,
+        threads,
+        verify_sha256: true,
+    };
+    let night_long_side = cam.night.as_ref().and_then(|n| {
+        check_range(errs, &format!("{key}.night.input_long_side"), n.input_long_side, 32, 8192)
+    });
+    if night_long_side.is_some() && input_size.is_some() {
+        errs.add(
+            format!("{key}.night.input_long_side"),
+            "needs a dynamic-size detector: use detector.input_long_side by day, not input_width/input_height",
+        );
+    }
+    let night_detector =
+        night_long_side.map(|side| DetectorOptions { input_long_side: Some(side), input_size: None, ..detector.clone() });
     Some(CameraConfig {
         id: cam.id,
         name: cam.name,
@@ -475,15 +498,8 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
         clock_origin,
         location: cam.location.map(|l| Location { lat: l.lat, lon: l.lon, road: l.road }),
         model,
-        detector: DetectorOptions {
-            input_size,
-            input_long_side,
-            tiling,
-            score_threshold: score,
-            nms_iou: nms,
-            threads,
-            verify_sha256: true,
-        },
+        detector,
+        night_detector,
         classes: detect_classes,
         tracker,
         analytics: AnalyticsConfig { lines, zones, counts_interval, incidents },
@@ -846,6 +862,7 @@ mod detection_rules_tests {
             to = "06:00"
             utc_offset_hours = 7
             class_thresholds = { motorcycle = 0.1 }
+            input_long_side = 1280
             [cameras.fusion]
             min_speed_px_s = 80
             [[cameras.zones]]
@@ -867,6 +884,10 @@ mod detection_rules_tests {
         assert_eq!((night.utc_offset_secs, night.thresholds.default), (7 * 3600, Some(0.3)));
         // The detector runs at the lowest threshold any class uses (night motorcycle 0.1).
         assert_eq!(cam.detector.score_threshold, Some(0.1));
+        // At night the same detector at a larger input; by day the model's own size.
+        let at_night = cam.night_detector.as_ref().expect("night detector");
+        assert_eq!((at_night.input_long_side, at_night.score_threshold), (Some(1280), Some(0.1)));
+        assert_eq!(cam.detector.input_long_side, None);
         let fusion = r.fusion.as_ref().expect("fusion");
         assert_eq!(fusion.min_speed_px_s, 80.0);
         let kinds: Vec<ZoneKind> = fusion.zones.iter().map(|(k, _)| *k).collect();
@@ -875,6 +896,7 @@ mod detection_rules_tests {
         let plain = parse(&camera("detector = { score_threshold = 0.3 }")).expect("valid");
         assert_eq!(plain.cameras[0].rules, DetectionRules { thresholds: ClassThresholds { default: Some(0.3), per_class: vec![] }, ..Default::default() });
         assert_eq!(plain.cameras[0].detector.score_threshold, Some(0.3));
+        assert!(plain.cameras[0].night_detector.is_none());
     }
 
     #[test]
@@ -888,6 +910,7 @@ mod detection_rules_tests {
             to = "06:00"
             utc_offset_hours = 20
             class_thresholds = { bus = -0.1 }
+            input_long_side = 16
             [cameras.fusion]
             speed_window_secs = 0
             [[cameras.zones]]
@@ -905,11 +928,12 @@ mod detection_rules_tests {
             "cameras[0].night.from: '7pm' is not a time of day",
             "cameras[0].night.utc_offset_hours: 20 is outside [-12, 14]",
             "cameras[0].night.class_thresholds.bus: -0.1 is outside [0, 1]",
+            "cameras[0].night.input_long_side: 16 is outside [32, 8192]",
             "cameras[0].fusion.speed_window_secs: 0 must be a positive number of seconds",
             "cameras[0].zones[0].kind: unknown zone kind 'motorway'",
         ] {
             assert!(all.contains(needle), "missing '{needle}' in:\n{all}");
         }
-        assert_eq!(errs.len(), 8, "{all}");
+        assert_eq!(errs.len(), 9, "{all}");
     }
 }

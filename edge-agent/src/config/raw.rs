@@ -289,4 +289,7 @@ pub struct RawNight {
     pub score_threshold: Option<f32>,
     #[serde(default)]
     pub class_thresholds: Option<std::collections::BTreeMap<String, f32>>,
+    /// Dynamic-size models: the aspect-matched input's long side at night (default: the day's).
+    #[serde(default)]
+    pub input_long_side: Option<u32>,
 }

@@ -328,7 +328,8 @@ impl CameraWorker {
                 self.summary.skipped += 1;
                 continue;
             }
-            let (frame, detections) = self.detector.detect(frame).map_err(SessionError::Fatal)?;
+            let night = self.processor.is_night(t);
+            let (frame, detections) = self.detector.detect(frame, night).map_err(SessionError::Fatal)?;
             let view = frame.view();
             let analytics_started = Instant::now();
             let emitted = self.processor.process(detections, view.width, view.height, t);

@@ -61,7 +61,7 @@ impl CameraSet {
     /// Starts a camera: attaches it to the shared detector (loading its model if new: that
     /// error names the camera) and spawns its worker.
     pub fn start(&mut self, cam: CameraConfig) -> anyhow::Result<()> {
-        let detector = self.detectors.attach(&cam.id, &cam.model, &cam.detector, &self.ort_lib)?;
+        let detector = self.detectors.attach_with_night(&cam.id, &cam.model, &cam.detector, cam.night_detector.as_ref(), &self.ort_lib)?;
         let id = cam.id.clone();
         let fingerprint = format!("{cam:?}");
         let stop = Arc::new(AtomicBool::new(false));

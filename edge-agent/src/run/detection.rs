@@ -48,6 +48,8 @@ struct Reply {
 /// A camera's handle on the shared detector.
 pub struct CameraDetector {
     slot: usize,
+    /// The slot used at night, when the night profile changes the input size.
+    night_slot: Option<usize>,
     plan: Option<Arc<TilePlan>>,
     labels: Vec<String>,
     requests: SyncSender<Msg>,
@@ -60,8 +62,11 @@ pub struct CameraDetector {
 
 impl Drop for CameraDetector {
     fn drop(&mut self) {
-        if let Some(n) = lock(&self.peers).get_mut(self.slot) {
-            *n = n.saturating_sub(1);
+        let mut peers = lock(&self.peers);
+        for slot in std::iter::once(self.slot).chain(self.night_slot) {
+            if let Some(n) = peers.get_mut(slot) {
+                *n = n.saturating_sub(1);
+            }
         }
     }
 }
@@ -77,10 +82,12 @@ impl CameraDetector {
         &self.labels
     }
 
-    /// Detects objects in `frame`; gives the frame back with its detections.
-    pub fn detect(&mut self, frame: Frame) -> anyhow::Result<(Frame, &[Detection])> {
+    /// Detects objects in `frame` with the day set-up, or the night one when `night` and the
+    /// camera has one; gives the frame back with its detections.
+    pub fn detect(&mut self, frame: Frame, night: bool) -> anyhow::Result<(Frame, &[Detection])> {
+        let slot = if night { self.night_slot.unwrap_or(self.slot) } else { self.slot };
         let request = Request {
-            slot: self.slot,
+            slot,
             frame,
             plan: self.plan.clone(),
             detections: std::mem::take(&mut self.buffer),
@@ -131,8 +138,21 @@ impl DetectorPool {
 
     /// A handle for camera `camera_id` on the least loaded worker (see [`DetectorWorker::attach`]).
     pub fn attach(&mut self, camera_id: &str, model: &str, options: &DetectorOptions, ort_lib: &Path) -> anyhow::Result<CameraDetector> {
+        self.attach_with_night(camera_id, model, options, None, ort_lib)
+    }
+
+    /// As [`DetectorPool::attach`], plus the camera's night set-up (same model, another input
+    /// size) on the same worker.
+    pub fn attach_with_night(
+        &mut self,
+        camera_id: &str,
+        model: &str,
+        options: &DetectorOptions,
+        night: Option<&DetectorOptions>,
+        ort_lib: &Path,
+    ) -> anyhow::Result<CameraDetector> {
         let worker = self.workers.iter_mut().min_by_key(|w| w.attached()).expect("at least one worker");
-        worker.attach(camera_id, model, options, ort_lib)
+        worker.attach(camera_id, model, options, night, ort_lib)
     }
 
     /// Waits for every worker to finish (each ends when its cameras' handles are gone).
@@ -174,27 +194,33 @@ impl DetectorWorker {
     }
 
     /// A handle for a camera: shares the detector of an attached camera with the same model
-    /// set-up, or loads one (the error names the camera and model).
-    pub fn attach(&mut self, camera_id: &str, model: &str, options: &DetectorOptions, ort_lib: &Path) -> anyhow::Result<CameraDetector> {
+    /// set-up, or loads one (the error names the camera and model); likewise its night set-up.
+    pub fn attach(
+        &mut self,
+        camera_id: &str,
+        model: &str,
+        options: &DetectorOptions,
+        night: Option<&DetectorOptions>,
+        ort_lib: &Path,
+    ) -> anyhow::Result<CameraDetector> {
         let tx = self.tx.clone().ok_or_else(|| anyhow::anyhow!("the detector worker has stopped"))?;
         // The tile plan travels with each request, so it is not part of the session's key.
         let plan = options.tiling.clone();
-        let options = &DetectorOptions { tiling: None, ..options.clone() };
-        let key = format!("{model}|{options:?}");
-        let slot = match self.slots.iter().position(|(k, _)| *k == key) {
-            Some(slot) => slot,
-            None => {
-                let det = load_detector(model, options, ort_lib).with_context(|| format!("camera {camera_id}"))?;
-                self.slots.push((key, det.labels().to_vec()));
-                lock(&self.peers).push(0);
-                tx.send(Msg::Add(det)).map_err(|_| anyhow::anyhow!("the detector worker has stopped"))?;
-                self.slots.len() - 1
-            }
+        let slot = self.slot_for(&tx, camera_id, model, options, ort_lib)?;
+        let night_slot = match night {
+            Some(n) => Some(self.slot_for(&tx, camera_id, model, n, ort_lib).context("its night detector")?),
+            None => None,
         };
-        lock(&self.peers)[slot] += 1;
+        {
+            let mut peers = lock(&self.peers);
+            for s in std::iter::once(slot).chain(night_slot) {
+                peers[s] += 1;
+            }
+        }
         let (reply_tx, replies) = mpsc::sync_channel(1);
         Ok(CameraDetector {
             slot,
+            night_slot,
             plan,
             labels: self.slots[slot].1.clone(),
             requests: tx,
@@ -204,6 +230,27 @@ impl DetectorWorker {
             timings: DetectTimings::default(),
             peers: Arc::clone(&self.peers),
         })
+    }
+
+    /// The slot of an attached camera's detector with the same model set-up, or a new one.
+    fn slot_for(
+        &mut self,
+        tx: &SyncSender<Msg>,
+        camera_id: &str,
+        model: &str,
+        options: &DetectorOptions,
+        ort_lib: &Path,
+    ) -> anyhow::Result<usize> {
+        let options = &DetectorOptions { tiling: None, ..options.clone() };
+        let key = format!("{model}|{options:?}");
+        if let Some(slot) = self.slots.iter().position(|(k, _)| *k == key) {
+            return Ok(slot);
+        }
+        let det = load_detector(model, options, ort_lib).with_context(|| format!("camera {camera_id}"))?;
+        self.slots.push((key, det.labels().to_vec()));
+        lock(&self.peers).push(0);
+        tx.send(Msg::Add(det)).map_err(|_| anyhow::anyhow!("the detector worker has stopped"))?;
+        Ok(self.slots.len() - 1)
     }
 
     /// Waits for the worker to finish: it ends when every camera handle is gone.

@@ -174,6 +174,11 @@ impl FrameProcessor {
         }
     }
 
+    /// Whether the night profile is in force at stream time `t` (never without one).
+    pub fn is_night(&self, t: Duration) -> bool {
+        self.rules.night.as_ref().is_some_and(|night| night.is_night(self.clock.at(t)))
+    }
+
     /// The thresholds in force at stream time `t` (night or day).
     fn thresholds_at(&self, t: Duration) -> &ClassThresholds {
         match &self.rules.night {
