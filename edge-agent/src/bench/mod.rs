@@ -165,7 +165,9 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
     let mut detectors = (0..workers)
         .map(|_| load_detector(&opts.model, &opts.detector, &opts.ort_lib))
         .collect::<anyhow::Result<Vec<Detector>>>()?;
-    let input_size = detectors[0].input_size();
+    let reference_size = reference.view()?;
+    // The size this clip's frames run at (aspect-matched for `input_long_side`).
+    let input_size = detectors[0].input_size_for(reference_size.width, reference_size.height);
     let bar = progress_bar(opts.progress);
 
     bar.set_prefix("decode only");
