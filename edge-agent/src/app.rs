@@ -53,7 +53,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::SimulateCamera(cmd) => {
-            let cam = roadsight_pipeline::source::rtsp_server::SimulatedCamera::start(&cmd.input, &cmd.address, cmd.port, &cmd.mount)?;
+            use roadsight_pipeline::source::rtsp_server::SimulatedCamera;
+            let cam = if cmd.passthrough {
+                SimulatedCamera::start_passthrough(&cmd.input, &cmd.address, cmd.port, &cmd.mount, None)?
+            } else {
+                SimulatedCamera::start(&cmd.input, &cmd.address, cmd.port, &cmd.mount)?
+            };
             println!("{}", cam.url(&cmd.address));
             let stop = stop_on_signals()?;
             while !stop.load(Ordering::Relaxed) {

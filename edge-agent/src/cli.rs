@@ -253,6 +253,9 @@ pub struct SimulateCmd {
     /// Path of the stream.
     #[arg(long, default_value = "/cam")]
     pub mount: String,
+    /// Send the clip's own H.264 without re-encoding (almost no CPU; the clip must be H.264).
+    #[arg(long)]
+    pub passthrough: bool,
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
