@@ -12,6 +12,7 @@ use roadsight_pipeline::source::{Pacing, SourceEvent, SourceSpec, VideoSource};
 
 use crate::config::{AgentConfig, CameraConfig};
 use crate::model::load_detector;
+use crate::run::detect_cap::DetectCap;
 use crate::run::processor::{ClassMap, FrameProcessor};
 
 /// A clip delivers frames in milliseconds; this long without one means the source is broken.
@@ -61,7 +62,7 @@ pub fn track(config: &AgentConfig, camera_id: Option<&str>, out: &Path, max_fram
     writeln!(csv, "frame,track_id,x,y,w,h,class,score")?;
     let mut summary = TrackSummary { camera: cam.id.clone(), frames: 0, rows: 0, tracks: 0 };
     let mut ids = std::collections::BTreeSet::new();
-    let mut last_detected: Option<Duration> = None;
+    let mut detect_cap = DetectCap::new(cam.min_detect_interval);
     while max_frames.is_none_or(|m| summary.frames < m) {
         let frame = match source.next(FRAME_TIMEOUT)? {
             SourceEvent::Frame(f) => f,
@@ -70,7 +71,7 @@ pub fn track(config: &AgentConfig, camera_id: Option<&str>, out: &Path, max_fram
         };
         summary.frames += 1;
         let t = frame.time.pts;
-        if skipped_by_detect_cap(cam.min_detect_interval, &mut last_detected, t) {
+        if detect_cap.skips(t) {
             continue;
         }
         let view = frame.view();
@@ -94,17 +95,4 @@ pub fn track(config: &AgentConfig, camera_id: Option<&str>, out: &Path, max_fram
     csv.flush().with_context(|| format!("writing {}", out.display()))?;
     summary.tracks = ids.len();
     Ok(summary)
-}
-
-/// `max_detect_fps` as `run` applies it (stream time, 10 % slack for timestamp jitter), so
-/// `track` sees the frames `run` detects on.
-fn skipped_by_detect_cap(min: Option<Duration>, last: &mut Option<Duration>, t: Duration) -> bool {
-    let Some(min) = min else { return false };
-    match *last {
-        Some(l) if t < l + min.mul_f64(0.9) => true,
-        _ => {
-            *last = Some(t);
-            false
-        }
-    }
 }

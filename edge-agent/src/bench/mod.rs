@@ -325,7 +325,9 @@ fn decode_stream(input: &str, limit: Option<u64>, bar: &ProgressBar) -> anyhow::
     let mut frames = 0;
     while limit.is_none_or(|l| frames < l) {
         match next_frame(&mut source)? {
-            Some(_) => {
+            Some(frame) => {
+                // Decoding includes the conversion to RGB (done at a frame's first view).
+                let _ = frame.view();
                 frames += 1;
                 bar.inc(1);
             }

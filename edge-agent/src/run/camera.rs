@@ -12,6 +12,7 @@ use roadsight_events::{CameraState, CameraStatus, EventBody};
 use roadsight_pipeline::analytics::StreamClock;
 use roadsight_pipeline::source::{Pacing, SourceEvent, SourceSpec, VideoSource};
 
+use super::detect_cap::DetectCap;
 use super::detection::CameraDetector;
 use super::telemetry::{Stage, Telemetry};
 use super::processor::{ClassMap, FrameProcessor};
@@ -114,8 +115,8 @@ pub struct CameraWorker {
     timeline: Timeline,
     summary: CameraSummary,
     progress: ProgressBar,
-    /// Stream time of the last frame sent to detection (`max_detect_fps`).
-    last_detected: Option<Duration>,
+    /// Which frames go to detection (`max_detect_fps`).
+    detect_cap: DetectCap,
 }
 
 impl CameraWorker {
@@ -127,6 +128,7 @@ impl CameraWorker {
         progress: ProgressBar,
     ) -> anyhow::Result<Self> {
         let live = cfg.pacing == Pacing::Latest;
+        let detect_cap = DetectCap::new(cfg.min_detect_interval);
         let origin = cfg.clock_origin.unwrap_or_else(Utc::now);
         let clock = StreamClock { origin };
         let classes = ClassMap::new(detector.labels(), &cfg.classes);
@@ -140,7 +142,7 @@ impl CameraWorker {
             stop,
             summary: CameraSummary::default(),
             progress,
-            last_detected: None,
+            detect_cap,
         })
     }
 
@@ -203,16 +205,7 @@ impl CameraWorker {
     /// True when `max_detect_fps` says this frame comes too soon after the last detected one
     /// (stream time, so a replay skips the same frames).
     fn detect_cap_skips(&mut self, t: Duration) -> bool {
-        let Some(min) = self.cfg.min_detect_interval else { return false };
-        match self.last_detected {
-            // 10 % slack: timestamp jitter must not skip an extra frame (25 fps capped at
-            // 12.5 keeps exactly every other frame).
-            Some(last) if t < last + min.mul_f64(0.9) => true,
-            _ => {
-                self.last_detected = Some(t);
-                false
-            }
-        }
+        self.detect_cap.skips(t)
     }
 
     fn record_frame(&self, decode_wait: Duration, decoded_at: Instant, analytics: Duration) {

@@ -86,6 +86,9 @@ impl CameraDetector {
     /// camera has one; gives the frame back with its detections.
     pub fn detect(&mut self, frame: Frame, night: bool) -> anyhow::Result<(Frame, &[Detection])> {
         let slot = if night { self.night_slot.unwrap_or(self.slot) } else { self.slot };
+        // Colour conversion happens at a frame's first view: here, on the camera's thread, in
+        // parallel with other cameras' inference, not on the detector worker.
+        let _ = frame.view();
         let request = Request {
             slot,
             frame,

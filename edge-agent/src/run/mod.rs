@@ -9,6 +9,7 @@
 
 pub mod camera;
 pub mod cameras;
+pub mod detect_cap;
 pub mod detection;
 pub mod mqtt;
 pub mod ops_http;

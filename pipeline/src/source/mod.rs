@@ -2,8 +2,10 @@
 //!
 //! `uridecodebin` (files, `rtsp://` via `rtspsrc`) → `videoconvert` (to I420; a no-op for
 //! the usual decoder output) → `appsink`; the I420 planes are mapped read-only (honouring
-//! their strides) and converted once to packed RGB by [`crate::colour`] with the stream's own
-//! matrix and range, into a buffer recycled through a small per-source pool.
+//! their strides) and converted to packed RGB by [`crate::colour`] with the stream's own
+//! matrix and range — by the puller for files read frame by frame, at first view for live
+//! frames (never for frames skipped or dropped) — into a buffer recycled through a small
+//! per-source pool.
 //! Audio streams are never exposed (`expose-all-streams=false` with video-only caps).
 //! A puller thread moves samples from the appsink into a [`BoundedQueue`] whose full-policy
 //! is the source's [`Pacing`]: file replay blocks (every frame, in order, deterministic), live
@@ -61,31 +63,55 @@ pub enum SourceError {
     Stream { location: String, message: String },
 }
 
-/// One decoded frame in packed RGB plus its stream position. Its buffer returns to the
-/// source's pool when the frame is dropped.
+/// One decoded frame plus its stream position. It holds the decoder's I420 buffer mapped
+/// read-only and its packed RGB conversion: made by the source's thread for
+/// [`Pacing::EveryFrame`] (in parallel with the consumer), at the first view for live frames
+/// (frames skipped by `max_detect_fps` or dropped by the queue are never converted). The RGB buffer returns to
+/// the source's pool when the frame is dropped.
 pub struct Frame {
-    rgb: Vec<u8>,
-    width: u32,
-    height: u32,
+    yuv: gst_video::VideoFrame<gst_video::video_frame::Readable>,
+    matrix: colour::Matrix,
+    range: colour::Range,
+    rgb: std::sync::OnceLock<Vec<u8>>,
     pool: Arc<BufferPool>,
     pub time: FrameTime,
 }
 
 impl Frame {
     pub fn view(&self) -> FrameView<'_> {
-        FrameView {
-            width: self.width,
-            height: self.height,
-            stride: self.width as usize * 3,
-            format: crate::frame::PixelFormat::Rgb,
-            data: &self.rgb,
-        }
+        let (width, height) = (self.yuv.width(), self.yuv.height());
+        let row = width as usize * 3;
+        let data = self.rgb.get_or_init(|| {
+            let mut rgb = self.pool.take(row * height as usize);
+            match self.planes() {
+                Some(planes) => colour::i420_to_rgb(&planes, self.matrix, self.range, &mut rgb, row),
+                None => rgb.fill(0),
+            }
+            rgb
+        });
+        FrameView { width, height, stride: row, format: crate::frame::PixelFormat::Rgb, data }
+    }
+
+    fn planes(&self) -> Option<colour::I420<'_>> {
+        let strides = self.yuv.plane_stride();
+        Some(colour::I420 {
+            width: self.yuv.width(),
+            height: self.yuv.height(),
+            y: self.yuv.plane_data(0).ok()?,
+            y_stride: strides[0] as usize,
+            u: self.yuv.plane_data(1).ok()?,
+            u_stride: strides[1] as usize,
+            v: self.yuv.plane_data(2).ok()?,
+            v_stride: strides[2] as usize,
+        })
     }
 }
 
 impl Drop for Frame {
     fn drop(&mut self) {
-        self.pool.give_back(std::mem::take(&mut self.rgb));
+        if let Some(rgb) = self.rgb.take() {
+            self.pool.give_back(rgb);
+        }
     }
 }
 
@@ -233,7 +259,7 @@ impl VideoSource {
             let msg = first_bus_error(&pipeline).unwrap_or_else(|| "could not start the pipeline".into());
             SourceError::Stream { location: location.clone(), message: network::explain(&location, msg) }
         })?;
-        let puller = spawn_puller(appsink, pipeline.clone(), queue.clone(), Arc::clone(&stop), location.clone());
+        let puller = spawn_puller(appsink, pipeline.clone(), queue.clone(), Arc::clone(&stop), location.clone(), spec.pacing);
         Ok(VideoSource { pipeline, queue, stop, puller: Some(puller), location, failed })
     }
 
@@ -319,6 +345,7 @@ fn spawn_puller(
     queue: BoundedQueue<Item>,
     stop: Arc<AtomicBool>,
     location: String,
+    pacing: Pacing,
 ) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name("source-puller".into())
@@ -342,6 +369,12 @@ fn spawn_puller(
                 };
                 match sample_to_frame(&sample, &mut info, &pool, index, &mut last_pts) {
                     Ok(frame) => {
+                        // Every frame will be used: convert it here, in parallel with the
+                        // consumer. Live frames convert at first view (skipped and dropped
+                        // ones never do).
+                        if pacing == Pacing::EveryFrame {
+                            let _ = frame.view();
+                        }
                         index += 1;
                         if !queue.push(Item::Frame(frame)) {
                             break;
@@ -400,24 +433,11 @@ fn sample_to_frame(
     let duration = buffer.duration().map(|d| Duration::from_nanos(d.nseconds()));
     let pts = monotonic_pts(raw, duration, last_pts);
     let yuv = gst_video::VideoFrame::from_buffer_readable(buffer, vi).map_err(|_| "cannot map buffer".to_string())?;
-    let (width, height) = (yuv.width(), yuv.height());
-    let strides = yuv.plane_stride();
-    let plane = |i: u32| yuv.plane_data(i).map_err(|e| format!("I420 plane {i}: {e}"));
-    let planes = colour::I420 {
-        width,
-        height,
-        y: plane(0)?,
-        y_stride: strides[0] as usize,
-        u: plane(1)?,
-        u_stride: strides[1] as usize,
-        v: plane(2)?,
-        v_stride: strides[2] as usize,
-    };
+    if yuv.format() != gst_video::VideoFormat::I420 || yuv.n_planes() != 3 {
+        return Err(format!("expected I420 frames, got {:?}", yuv.format()));
+    }
     let (matrix, range) = colorimetry(vi);
-    let row = width as usize * 3;
-    let mut rgb = pool.take(row * height as usize);
-    colour::i420_to_rgb(&planes, matrix, range, &mut rgb, row);
-    Ok(Frame { rgb, width, height, pool: Arc::clone(pool), time: FrameTime { index, pts } })
+    Ok(Frame { yuv, matrix, range, rgb: std::sync::OnceLock::new(), pool: Arc::clone(pool), time: FrameTime { index, pts } })
 }
 
 /// The stream's YUV matrix and range; what GStreamer filled in when the stream says nothing
