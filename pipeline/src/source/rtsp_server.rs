@@ -54,6 +54,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// How long start-up waits for the clip's first decoded frame.
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// GStreamer initialised and the clip present.
+fn ready_to_serve(clip: &Path) -> Result<(), SourceError> {
+    gst::init().map_err(|e| err(clip, e))?;
+    if !clip.exists() {
+        return Err(SourceError::NotFound { location: clip.display().to_string() });
+    }
+    Ok(())
+}
+
 impl SimulatedCamera {
     /// Serves `clip` at `rtsp://<address>:<port><mount>`, re-encoded; port 0 picks a free one.
     pub fn start(clip: &Path, address: &str, port: u16, mount: &str) -> Result<Self, SourceError> {
@@ -69,10 +78,7 @@ impl SimulatedCamera {
         mount: &str,
         credentials: Option<(&str, &str)>,
     ) -> Result<Self, SourceError> {
-        gst::init().map_err(|e| err(clip, e))?;
-        if !clip.exists() {
-            return Err(SourceError::NotFound { location: clip.display().to_string() });
-        }
+        ready_to_serve(clip)?;
         let uri = gst::glib::filename_to_uri(clip.canonicalize().map_err(|e| err(clip, e))?, None).map_err(|e| err(clip, e))?;
         let reader = gst::parse::launch(&format!(
             "uridecodebin uri=\"{uri}\" caps=\"video/x-raw(ANY)\" expose-all-streams=false ! videoconvert ! \
@@ -214,10 +220,7 @@ impl SimulatedCamera {
         mount: &str,
         credentials: Option<(&str, &str)>,
     ) -> Result<Self, SourceError> {
-        gst::init().map_err(|e| err(clip, e))?;
-        if !clip.exists() {
-            return Err(SourceError::NotFound { location: clip.display().to_string() });
-        }
+        ready_to_serve(clip)?;
         let clip = clip.to_path_buf();
         // Check the clip once (H.264? readable?) and learn the caps the sessions' appsrc get.
         let caps = probe_h264(&clip)?;
