@@ -14,13 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bin="${EDGE_AGENT:-target/debug/edge-agent}"
 out="${1:-$(mktemp -d)}"
 mkdir -p "$out"
-samples=../shared/samples
-# clip  and the input size `input_long_side = 1280` gives it (aspect-matched, never upscaled)
-clips=(
-  "motorbikes_vn_intersection_wide_1280x720 1280x736"
-  "motorbikes_vn_boulevard_1568x778 1280x640"
-  "motorbikes_vn_intersection_1006x720 992x704"
-)
+clips=(motorbikes_vn_intersection_wide_1280x720 motorbikes_vn_boulevard_1568x778 motorbikes_vn_intersection_1006x720)
 
 recall() { # CSV → recall of the merged two-wheeler class at score 0.3
   "$bin" eval --gt "samples/$1.boxes.csv" --pred "$2" --merge motorcycle,bicycle --min-height 24 --json "$2.json" >/dev/null
@@ -38,11 +32,10 @@ print("; ".join("%s %s: %d / %d" % (l["line_id"], l["direction"], l["hand_count"
 }
 
 printf '%-42s | %-22s | %s\n' "clip" "recall before → after" "line, direction: hand / counted (before → after)"
-for entry in "${clips[@]}"; do
-  read -r clip size <<<"$entry"
-  "$bin" detect --model yolox_nano --input "$samples/$clip.mp4" --score 0.05 --out "$out/$clip.before.csv" 2>/dev/null
-  "$bin" detect --model yolox_nano_dynamic_hw --input-size "$size" --input "$samples/$clip.mp4" --score 0.05 \
-    --out "$out/$clip.after.csv" 2>/dev/null
+for clip in "${clips[@]}"; do
+  # Boxes exactly as each config's camera detects them (model, input size, tiles), from 0.05.
+  "$bin" detect --config "samples/$clip.toml" --score 0.05 --out "$out/$clip.before.csv" 2>/dev/null
+  "$bin" detect --config "samples/$clip.two_wheelers.toml" --score 0.05 --out "$out/$clip.after.csv" 2>/dev/null
   r_before=$(recall "$clip" "$out/$clip.before.csv")
   r_after=$(recall "$clip" "$out/$clip.after.csv")
   c_before=$(counts "samples/$clip.toml" "$out/$clip.before.jsonl" "$clip")

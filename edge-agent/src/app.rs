@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use roadsight_pipeline::detect::DetectorOptions;
 
 use crate::cli::{self, Cli, Command};
@@ -13,15 +14,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let ort_lib = cli.onnxruntime.clone().unwrap_or_else(roadsight_models::default_ort_library);
     match cli.command {
         Command::Detect(cmd) => {
-            let options = DetectorOptions {
-                input_size: cmd.input_size,
-                score_threshold: cmd.score,
-                threads: cmd.threads,
-                ..DetectorOptions::default()
-            };
+            let (model, options, input) = detect_setup(&cmd)?;
             let s = detect_cmd::detect(detect_cmd::DetectArgs {
-                model: &cmd.model,
-                input: &cmd.input,
+                model: &model,
+                input: &input,
                 out: cmd.out.as_deref(),
                 options,
                 ort_lib: &ort_lib,
@@ -153,4 +149,32 @@ fn run_cmd(cmd: cli::RunCmd, ort_override: Option<std::path::PathBuf>) -> anyhow
     } else {
         anyhow::bail!("{}", failed.join("; "))
     }
+}
+
+/// `detect`'s model, detector options and input: a config camera's, or the defaults, with
+/// the command line's overrides.
+fn detect_setup(cmd: &cli::DetectCmd) -> anyhow::Result<(String, DetectorOptions, String)> {
+    let (model, mut options, source) = match &cmd.config {
+        Some(path) => {
+            let config = config::load(path)?;
+            let cam = config.camera(cmd.camera.as_deref()).with_context(|| format!("config {}", path.display()))?;
+            (cam.model.clone(), cam.detector.clone(), Some(cam.source.clone()))
+        }
+        None => ("yolox_nano".to_owned(), DetectorOptions::default(), None),
+    };
+    let model = cmd.model.clone().unwrap_or(model);
+    if let Some(score) = cmd.score {
+        options.score_threshold = Some(score);
+    }
+    if let Some(size) = cmd.input_size {
+        (options.input_size, options.input_long_side) = (Some(size), None);
+    }
+    if let Some(long) = cmd.input_long_side {
+        (options.input_size, options.input_long_side) = (None, Some(long));
+    }
+    if let Some(threads) = cmd.threads {
+        options.threads = threads;
+    }
+    let input = cmd.input.clone().or(source).context("--input is required without --config")?;
+    Ok((model, options, input))
 }

@@ -115,12 +115,20 @@ pub struct BenchCmd {
 
 #[derive(Debug, Args)]
 pub struct DetectCmd {
-    /// Bundled model name (see `edge-agent models`) or path to an .onnx with a .toml manifest beside it.
-    #[arg(long, default_value = "yolox_nano")]
-    pub model: String,
-    /// Video file, image, or URI.
+    /// Bundled model name (see `edge-agent models`) or path to an .onnx with a .toml manifest
+    /// beside it (default: the --config camera's, else yolox_nano).
     #[arg(long)]
-    pub input: String,
+    pub model: Option<String>,
+    /// Video file, image, or URI (default: the --config camera's source).
+    #[arg(long, required_unless_present = "config")]
+    pub input: Option<String>,
+    /// Detect as this agent config's camera does: its model and detector settings (input
+    /// size, tiles, region of interest, lowest class threshold); the flags below override them.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Camera of --config (default: the first).
+    #[arg(long, requires = "config")]
+    pub camera: Option<String>,
     /// CSV output (default: stdout). Columns: frame,x,y,w,h,label,score (source pixels).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -128,11 +136,15 @@ pub struct DetectCmd {
     #[arg(long)]
     pub score: Option<f32>,
     /// Model input size WxH, for models that accept several (e.g. 960x544).
-    #[arg(long, value_parser = parse_size)]
+    #[arg(long, value_parser = parse_size, conflicts_with = "input_long_side")]
     pub input_size: Option<(u32, u32)>,
-    /// ONNX Runtime threads.
-    #[arg(long, default_value_t = 2)]
-    pub threads: usize,
+    /// Aspect-matched input for models that take any multiple of 32: this long side, never
+    /// above the frame's own size (e.g. 1280: 1280×720 → 1280×736).
+    #[arg(long)]
+    pub input_long_side: Option<u32>,
+    /// ONNX Runtime threads (default: the --config camera's, else 2).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]

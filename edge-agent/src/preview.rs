@@ -14,10 +14,7 @@ use crate::draw;
 use crate::model::load_detector;
 
 pub fn preview(config: &AgentConfig, camera: Option<&str>, frame_index: u64, detect: bool, out: &Path) -> anyhow::Result<()> {
-    let cam = match camera {
-        Some(id) => config.cameras.iter().find(|c| c.id == id).with_context(|| format!("no camera '{id}' in the config"))?,
-        None => config.cameras.first().context("the config has no camera")?,
-    };
+    let cam = config.camera(camera)?;
     let mut source = VideoSource::open(&SourceSpec::new(cam.source.clone(), Pacing::EveryFrame))?;
     let frame = loop {
         match source.next(Duration::from_secs(30))? {

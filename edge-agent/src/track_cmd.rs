@@ -10,7 +10,7 @@ use anyhow::Context;
 use roadsight_pipeline::analytics::StreamClock;
 use roadsight_pipeline::source::{Pacing, SourceEvent, SourceSpec, VideoSource};
 
-use crate::config::{AgentConfig, CameraConfig};
+use crate::config::AgentConfig;
 use crate::model::load_detector;
 use crate::run::detect_cap::DetectCap;
 use crate::run::processor::{ClassMap, FrameProcessor};
@@ -29,17 +29,10 @@ pub struct TrackSummary {
     pub tracks: usize,
 }
 
-fn camera<'a>(config: &'a AgentConfig, id: Option<&str>) -> anyhow::Result<&'a CameraConfig> {
-    match id {
-        Some(id) => config.cameras.iter().find(|c| c.id == id).with_context(|| format!("no camera '{id}' in the config")),
-        None => config.cameras.first().context("the config has no camera"),
-    }
-}
-
 /// Tracks camera `camera_id` (default: the first) of `config` over its source, every frame
 /// decoded in order (file pacing), for at most `max_frames` frames; writes the CSV to `out`.
 pub fn track(config: &AgentConfig, camera_id: Option<&str>, out: &Path, max_frames: Option<u64>) -> anyhow::Result<TrackSummary> {
-    let cam = camera(config, camera_id)?;
+    let cam = config.camera(camera_id)?;
     let mut detector = load_detector(&cam.model, &cam.detector, &config.ort_lib).with_context(|| format!("camera {}", cam.id))?;
     let mut night_detector = match &cam.night_detector {
         Some(options) => Some(

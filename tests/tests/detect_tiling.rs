@@ -187,9 +187,9 @@ fn the_detector_pool_applies_each_cameras_plan() {
     det.detect_tiled(&frame.view(), &plan, &mut want_tiled).expect("tiled");
     assert!(!same_boxes(&want_plain, &want_tiled), "the plan changes the result on this frame");
 
-    let (frame, got) = tiled.detect(frame).expect("pool detect");
+    let (frame, got) = tiled.detect(frame, false).expect("pool detect");
     assert!(same_boxes(got, &want_tiled), "tiled camera");
-    let (_frame, got) = plain.detect(frame).expect("pool detect");
+    let (_frame, got) = plain.detect(frame, false).expect("pool detect");
     assert!(same_boxes(got, &want_plain), "plain camera");
     drop((plain, tiled));
     pool.join();
@@ -250,4 +250,41 @@ fn measure_counts_and_latency() {
             assert!(duplicate_pairs(&found).is_empty(), "{name}: duplicates");
         }
     }
+}
+
+/// `edge-agent detect --config` detects as the config's camera does (its model, input size,
+/// tiles and source); command-line flags override; a missing camera is named.
+#[test]
+fn detect_with_a_cameras_set_up_from_its_config() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let photo = sample("motorbikes_hcmc_800x533.jpg");
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "site_id = \"t\"\n[[cameras]]\nid = \"photo\"\nsource = \"{}\"\n[cameras.detector]\nmodel = \"yolox_nano_dynamic_hw\"\n\
+             input_long_side = 416\nscore_threshold = 0.3\ntiles = {{ rows = 2, cols = 2, overlap = 0.2, full_frame = true }}\n",
+            photo.display()
+        ),
+    )
+    .expect("write config");
+    let rows = |args: &[&str], name: &str| -> usize {
+        let out = dir.path().join(name);
+        let mut all = vec!["detect", "--out", out.to_str().expect("utf8")];
+        all.extend_from_slice(args);
+        let o = common::edge_agent(&all);
+        assert!(o.status.success(), "detect {args:?}: {}", common::stderr(&o));
+        std::fs::read_to_string(&out).expect("csv").lines().skip(1).count()
+    };
+    let cfg = config.to_str().expect("utf8");
+    // The camera's set-up: tiles 2 × 2 + the whole frame, each at up to 416 wide.
+    let tiled = rows(&["--config", cfg], "tiled.csv");
+    // The same model and size on the whole photo only, from flags alone.
+    let whole = rows(&["--model", "yolox_nano_dynamic_hw", "--input-long-side", "416", "--score", "0.3", "--input", photo.to_str().expect("utf8")], "whole.csv");
+    eprintln!("boxes: tiled {tiled}, whole frame {whole}");
+    assert!(tiled > whole && whole > 0, "the camera's tiles find more of the small motorbikes (30 against 24 when written)");
+    // A flag overrides the config: a higher score keeps fewer boxes.
+    assert!(rows(&["--config", cfg, "--score", "0.6"], "strict.csv") < tiled);
+    let o = common::edge_agent(&["detect", "--config", cfg, "--camera", "gate-7"]);
+    assert!(!o.status.success() && common::stderr(&o).contains("no camera 'gate-7'"), "{}", common::stderr(&o));
 }

@@ -110,14 +110,7 @@ pub fn command(cmd: &BenchCmd, ort_lib: &Path) -> anyhow::Result<()> {
     let (scene, mut detector, config_model) = match &cmd.config {
         Some(path) => {
             let config = crate::config::load(path)?;
-            let cam = match &cmd.camera {
-                Some(id) => config
-                    .cameras
-                    .iter()
-                    .find(|c| &c.id == id)
-                    .with_context(|| format!("config {}: no camera '{id}'", path.display()))?,
-                None => config.cameras.first().with_context(|| format!("config {}: no camera", path.display()))?,
-            };
+            let cam = config.camera(cmd.camera.as_deref()).with_context(|| format!("config {}", path.display()))?;
             let scene = Scene {
                 description: format!("camera {} of {}", cam.id, path.display()),
                 classes: cam.classes.clone(),

@@ -33,6 +33,15 @@ pub enum ConfigError {
     Syntax { path: PathBuf, message: String },
     #[error("config {path}: {} error(s): {}", .errors.len(), .errors.join("; "))]
     Invalid { path: PathBuf, errors: Vec<String> },
+    #[error("{}", no_camera(.id.as_deref()))]
+    NoCamera { id: Option<String> },
+}
+
+fn no_camera(id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!("no camera '{id}' in the config"),
+        None => "the config has no camera".to_owned(),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +57,17 @@ pub struct AgentConfig {
     pub http_listen: Option<std::net::SocketAddr>,
     pub mqtt: Option<MqttSettings>,
     pub cameras: Vec<CameraConfig>,
+}
+
+impl AgentConfig {
+    /// Camera `id`, or the first camera when `id` is `None`.
+    pub fn camera(&self, id: Option<&str>) -> Result<&CameraConfig, ConfigError> {
+        let found = match id {
+            Some(id) => self.cameras.iter().find(|c| c.id == id),
+            None => self.cameras.first(),
+        };
+        found.ok_or_else(|| ConfigError::NoCamera { id: id.map(str::to_owned) })
+    }
 }
 
 #[derive(Debug, Clone)]
