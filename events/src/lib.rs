@@ -171,6 +171,9 @@ pub struct ObjectRef {
     pub confidence: f32,
     /// `[x, y, w, h]` in source-frame pixels (top-left origin).
     pub bbox: [f32; 4],
+    /// Persons riding this two-wheeler (rider–bike fusion on, and riders seen); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub riders: Option<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -342,7 +345,7 @@ mod tests {
     }
 
     fn object() -> ObjectRef {
-        ObjectRef { track_id: 3, class: ObjectClass::Motorcycle, confidence: 0.8, bbox: [1.0, 2.0, 3.0, 4.0] }
+        ObjectRef { track_id: 3, class: ObjectClass::Motorcycle, confidence: 0.8, bbox: [1.0, 2.0, 3.0, 4.0], riders: Some(2) }
     }
 
     #[test]

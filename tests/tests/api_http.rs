@@ -283,7 +283,7 @@ fn rfc(t: DateTime<Utc>) -> String {
 }
 
 fn object(class: ObjectClass) -> ObjectRef {
-    ObjectRef { track_id: 7, class, confidence: 0.875, bbox: [10.0, 20.0, 30.0, 40.0] }
+    ObjectRef { track_id: 7, class, confidence: 0.875, bbox: [10.0, 20.0, 30.0, 40.0], riders: None }
 }
 
 fn crossing(line: &str, direction: &str, class: ObjectClass) -> EventBody {

@@ -410,7 +410,7 @@ fn event(seq: u64) -> RsEvent {
         body: EventBody::LineCrossing(LineCrossing {
             line_id: "stop-line".into(),
             direction: "northbound".into(),
-            object: ObjectRef { track_id: seq, class: ObjectClass::Car, confidence: 0.9, bbox: [1.0, 2.0, 30.0, 20.0] },
+            object: ObjectRef { track_id: seq, class: ObjectClass::Car, confidence: 0.9, bbox: [1.0, 2.0, 30.0, 20.0], riders: None },
         }),
     }
 }

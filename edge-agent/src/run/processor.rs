@@ -171,6 +171,7 @@ impl FrameProcessor {
             last_seen: t.last_seen,
             // A track's first velocity estimate is zero: unknown, not "standing still".
             velocity: (t.hits > 2).then_some(t.velocity),
+            riders: self.riders.get(&t.id).copied(),
         }
     }
 
@@ -243,8 +244,8 @@ impl FrameProcessor {
             if let Some(r) = &mut self.two_wheelers {
                 r.forget(tr.id);
             }
-            self.riders.remove(&tr.id);
             ended.push(self.to_object(tr, class));
+            self.riders.remove(&tr.id);
         }
         let (config, clock) = (&self.analytics_config, self.clock);
         self.analytics
@@ -351,6 +352,9 @@ mod tests {
         let ids: Vec<u64> = p.riders.keys().copied().collect();
         assert_eq!(ids.len(), 1, "one fused track: {ids:?}");
         assert_eq!(p.riders(ids[0]), Some(2));
+        // Events carry it: the object of every event about this track says 2 riders.
+        let reported: Vec<Option<u8>> = p.active_tracks().iter().map(|o| o.to_ref().riders).collect();
+        assert_eq!(reported, vec![Some(2)]);
     }
 
     #[test]

@@ -356,6 +356,7 @@ mod tests {
             bbox: BBox::from_center(cx, cy, 20.0, 20.0),
             last_seen: t,
             velocity: Some(v),
+            riders: None,
         }
     }
 

@@ -82,11 +82,19 @@ pub struct TrackedObject {
     pub last_seen: Duration,
     /// Centre velocity in pixels per second of stream time, if known.
     pub velocity: Option<(f32, f32)>,
+    /// Persons riding it, for a fused two-wheeler (most seen on one frame).
+    pub riders: Option<u8>,
 }
 
 impl TrackedObject {
     pub fn to_ref(&self) -> ObjectRef {
-        ObjectRef { track_id: self.track_id, class: self.class, confidence: self.confidence, bbox: self.bbox.xywh() }
+        ObjectRef {
+            track_id: self.track_id,
+            class: self.class,
+            confidence: self.confidence,
+            bbox: self.bbox.xywh(),
+            riders: self.riders,
+        }
     }
 }
 
@@ -390,7 +398,7 @@ mod tests {
     }
 
     fn car(id: u64, y: f32, t: Duration) -> TrackedObject {
-        TrackedObject { track_id: id, class: ObjectClass::Car, confidence: 0.9, bbox: BBox::from_center(50.0, y, 10.0, 10.0), last_seen: t, velocity: None }
+        TrackedObject { track_id: id, class: ObjectClass::Car, confidence: 0.9, bbox: BBox::from_center(50.0, y, 10.0, 10.0), last_seen: t, velocity: None, riders: None }
     }
 
     #[test]
