@@ -20,19 +20,25 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  # Last started first: the agent flushes its outbox to the still-running broker, then the
+  # cameras and ioc-api stop. (Each runs in its own session, so a Ctrl-C reaches only this
+  # script, which stops them in this order.)
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -INT "${pids[i]}" 2>/dev/null || true
+    for _ in $(seq 1 75); do kill -0 "${pids[i]}" 2>/dev/null || break; sleep 0.2; done
+  done
   wait 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
 
 OPERATOR_KEY="$("$BIN/ioc-api" keys create --role operator --name demo-operator --data-dir "$OUT/ioc" 2>/dev/null)"
-"$BIN/ioc-api" serve --listen "$HTTP" --data-dir "$OUT/ioc" --embedded-broker "127.0.0.1:$MQTT_PORT" \
+setsid "$BIN/ioc-api" serve --listen "$HTTP" --data-dir "$OUT/ioc" --embedded-broker "127.0.0.1:$MQTT_PORT" \
   >"$OUT/ioc-api.log" 2>&1 &
 pids+=($!)
-"$BIN/edge-agent" simulate-camera --input "$SAMPLES/intersection_day_960x540.mp4" --port "$RTSP_PORT" --mount /intersection \
+setsid "$BIN/edge-agent" simulate-camera --input "$SAMPLES/intersection_day_960x540.mp4" --port "$RTSP_PORT" --mount /intersection \
   >"$OUT/camera-1.log" 2>&1 &
 pids+=($!)
-"$BIN/edge-agent" simulate-camera --input "$SAMPLES/motorbikes_vn_intersection_1006x720.mp4" --port "$((RTSP_PORT + 1))" --mount /junction \
+setsid "$BIN/edge-agent" simulate-camera --input "$SAMPLES/motorbikes_vn_intersection_1006x720.mp4" --port "$((RTSP_PORT + 1))" --mount /junction \
   >"$OUT/camera-2.log" 2>&1 &
 pids+=($!)
 
@@ -51,7 +57,7 @@ for _ in $(seq 1 100); do
   curl -fs "http://$HTTP/health" >/dev/null 2>&1 && break
   sleep 0.1
 done
-"$BIN/edge-agent" run --config "$OUT/agent.toml" --state-dir "$OUT/agent-state" --log info >"$OUT/edge-agent.log" 2>&1 &
+setsid "$BIN/edge-agent" run --config "$OUT/agent.toml" --state-dir "$OUT/agent-state" --log info >"$OUT/edge-agent.log" 2>&1 &
 pids+=($!)
 
 cat <<EOF
