@@ -66,8 +66,8 @@ pub enum SourceError {
 /// One decoded frame plus its stream position. It holds the decoder's I420 buffer mapped
 /// read-only and its packed RGB conversion: made by the source's thread for
 /// [`Pacing::EveryFrame`] (in parallel with the consumer), at the first view for live frames
-/// (frames skipped by `max_detect_fps` or dropped by the queue are never converted). The RGB buffer returns to
-/// the source's pool when the frame is dropped.
+/// (frames skipped by `max_detect_fps` or dropped by the queue are never converted). The RGB
+/// buffer returns to the source's pool when the frame is dropped.
 pub struct Frame {
     yuv: gst_video::VideoFrame<gst_video::video_frame::Readable>,
     matrix: colour::Matrix,
@@ -82,11 +82,9 @@ impl Frame {
         let (width, height) = (self.yuv.width(), self.yuv.height());
         let row = width as usize * 3;
         let data = self.rgb.get_or_init(|| {
+            let planes = self.planes().expect("sample_to_frame admits only frames with their three I420 planes");
             let mut rgb = self.pool.take(row * height as usize);
-            match self.planes() {
-                Some(planes) => colour::i420_to_rgb(&planes, self.matrix, self.range, &mut rgb, row),
-                None => rgb.fill(0),
-            }
+            colour::i420_to_rgb(&planes, self.matrix, self.range, &mut rgb, row);
             rgb
         });
         FrameView { width, height, stride: row, format: crate::frame::PixelFormat::Rgb, data }
@@ -433,11 +431,15 @@ fn sample_to_frame(
     let duration = buffer.duration().map(|d| Duration::from_nanos(d.nseconds()));
     let pts = monotonic_pts(raw, duration, last_pts);
     let yuv = gst_video::VideoFrame::from_buffer_readable(buffer, vi).map_err(|_| "cannot map buffer".to_string())?;
-    if yuv.format() != gst_video::VideoFormat::I420 || yuv.n_planes() != 3 {
+    if yuv.format() != gst_video::VideoFormat::I420 {
         return Err(format!("expected I420 frames, got {:?}", yuv.format()));
     }
     let (matrix, range) = colorimetry(vi);
-    Ok(Frame { yuv, matrix, range, rgb: std::sync::OnceLock::new(), pool: Arc::clone(pool), time: FrameTime { index, pts } })
+    let frame = Frame { yuv, matrix, range, rgb: std::sync::OnceLock::new(), pool: Arc::clone(pool), time: FrameTime { index, pts } };
+    if frame.planes().is_none() {
+        return Err("an I420 frame without its three planes".to_owned());
+    }
+    Ok(frame)
 }
 
 /// The stream's YUV matrix and range; what GStreamer filled in when the stream says nothing
