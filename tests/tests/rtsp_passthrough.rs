@@ -57,9 +57,17 @@ fn passthrough_plays_at_the_clip_rate_across_loops() {
     assert!(rate <= CLIP_FPS * 1.25 && rate >= CLIP_FPS * 0.5, "{rate:.1} fps, the clip has {CLIP_FPS}");
 
     assert!(pts.windows(2).all(|p| p[1] > p[0]), "PTS strictly increase");
-    // One continuous timeline: no jump or stall at the loop, and stream time keeps wall time.
-    let max_pts_gap = pts.windows(2).map(|p| p[1] - p[0]).max().unwrap_or_default();
-    assert!(max_pts_gap < Duration::from_millis(250), "PTS jumps by {max_pts_gap:?}");
+    // One continuous timeline: across the loop stream time advances with wall time. The server
+    // keeps its timeline on its clock, so a loop seek that a loaded machine makes slow shows
+    // as a pause in delivery *and* an equal PTS step; what must never happen is a PTS step
+    // that delivery did not pause for (a skipped or fabricated stretch of stream time).
+    let unexplained = pts
+        .windows(2)
+        .zip(arrivals.windows(2))
+        .map(|(p, a)| (p[1] - p[0]).saturating_sub(a[1] - a[0]))
+        .max()
+        .unwrap_or_default();
+    assert!(unexplained < Duration::from_millis(250), "PTS jumps {unexplained:?} further than delivery paused");
     let max_arrival_gap = arrivals.windows(2).map(|a| a[1] - a[0]).max().unwrap_or_default();
     assert!(max_arrival_gap < Duration::from_secs(1), "no frame for {max_arrival_gap:?}");
     let span = (*pts.last().unwrap_or(&first_pts) - first_pts).as_secs_f64();
