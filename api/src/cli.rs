@@ -24,6 +24,61 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage edge agents' credentials: one per agent, bound to one site, valid for MQTT
+    /// (user name + secret) and HTTP ingest (the secret as API key).
+    Agents {
+        #[command(subcommand)]
+        command: AgentsCommand,
+    },
+    /// The broker's identity files for an external Mosquitto (cluster).
+    Broker {
+        #[command(subcommand)]
+        command: BrokerCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// Create an agent credential and print it once.
+    Create {
+        /// The site the agent may publish for (its events' `site_id`).
+        #[arg(long)]
+        site: String,
+        /// The agent's name, also its MQTT user name (letters, digits, '-', '_', '.').
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List agent credentials (never their secrets).
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke an agent by key id: the broker refuses it within seconds, HTTP at once.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BrokerCommand {
+    /// Write Mosquitto's `passwd` and `acl` files for the live agents and the IOC subscriber
+    /// (user `ioc-api`, password read from --ioc-password-file, created there when absent).
+    /// Run again after agents change, then SIGHUP the broker.
+    Export {
+        /// Folder for `passwd` and `acl`.
+        #[arg(long)]
+        dir: PathBuf,
+        /// File with the IOC subscriber's MQTT password (give the same file to `serve
+        /// --mqtt-password-file`).
+        #[arg(long)]
+        ioc_password_file: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Debug, clap::Args, Clone)]
@@ -56,6 +111,10 @@ pub struct ServeArgs {
     pub mqtt: Option<String>,
     #[command(flatten)]
     pub mqtt_tls: MqttTlsArgs,
+    /// File holding the MQTT password of --mqtt (instead of putting it in the URL, where
+    /// process listings show it); see `ioc-api broker export`.
+    #[arg(long, value_name = "FILE", requires = "mqtt")]
+    pub mqtt_password_file: Option<PathBuf>,
     /// Run the built-in MQTT broker on this address (default when --mqtt is not given: 127.0.0.1:1883).
     #[arg(long)]
     pub embedded_broker: Option<SocketAddr>,
@@ -96,6 +155,9 @@ pub enum KeysCommand {
         role: String,
         #[arg(long)]
         name: String,
+        /// Limit the key to these sites (comma-separated); required for role agent.
+        #[arg(long, value_delimiter = ',')]
+        sites: Vec<String>,
         #[command(flatten)]
         db: DbArgs,
     },

@@ -38,7 +38,7 @@ pub enum IngestError {
     Store(#[from] StoreError),
 }
 
-fn check_id(what: &str, v: &str) -> Result<(), String> {
+pub(crate) fn check_id(what: &str, v: &str) -> Result<(), String> {
     if v.is_empty() || v.len() > 128 || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         return Err(format!("{what} '{v}' must be 1–128 letters, digits, '-' or '_'"));
     }

@@ -4,7 +4,9 @@
 //! contract (`roadsight-events`) only — never on the video pipeline.
 
 pub mod broker;
+pub mod broker_auth;
 pub mod cli;
+pub mod commands;
 pub mod http;
 pub mod ingest;
 pub mod metrics;

@@ -1,8 +1,8 @@
 //! `ioc-api` binary: parse the command line, set up logging, dispatch.
 
 use clap::Parser;
-use ioc_api::cli::{Cli, Command, KeysCommand};
-use ioc_api::store::{Role, Store};
+use ioc_api::cli::{Cli, Command};
+use ioc_api::commands;
 
 #[tokio::main]
 async fn main() {
@@ -32,33 +32,8 @@ async fn shutdown_signal() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => ioc_api::server::serve(args, shutdown_signal()).await,
-        Command::Keys { command } => match command {
-            KeysCommand::Create { role, name, db } => {
-                std::fs::create_dir_all(&db.data_dir)?;
-                let store = Store::connect(&db.url()).await?;
-                let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("unknown role {role}"))?;
-                let (key, secret) = store.create_key(&name, role, "cli").await?;
-                eprintln!("created key {} ({}, role {}); the secret is shown only now:", key.key_id, key.name, role.as_str());
-                println!("{secret}");
-                Ok(())
-            }
-            KeysCommand::List { db } => {
-                let store = Store::connect(&db.url()).await?;
-                for k in store.list_keys().await? {
-                    let state = if k.revoked_ms.is_some() { "revoked" } else { "live" };
-                    println!("{}  {:<8} {:<8} {}", k.key_id, k.role.as_str(), state, k.name);
-                }
-                Ok(())
-            }
-            KeysCommand::Revoke { id, db } => {
-                let store = Store::connect(&db.url()).await?;
-                if store.revoke_key(&id, "cli").await? {
-                    println!("revoked {id}");
-                    Ok(())
-                } else {
-                    anyhow::bail!("no live key {id}")
-                }
-            }
-        },
+        Command::Keys { command } => commands::keys(command).await,
+        Command::Agents { command } => commands::agents(command).await,
+        Command::Broker { command } => commands::broker(command).await,
     }
 }

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::broker::EmbeddedBroker;
+use crate::broker_auth;
 use crate::cli::ServeArgs;
 use crate::http::{router, AppState};
 use crate::ingest::Ingestor;
@@ -23,28 +25,39 @@ pub async fn serve(args: ServeArgs, shutdown: impl std::future::Future<Output = 
     let metrics = Metrics::new();
     let store = Store::connect(&args.db.url()).await?.with_latency_observer(metrics.db_latency());
     let snapshots = SnapshotStore::new(args.db.data_dir.join("snapshots")).context("creating the snapshot folder")?;
-    let ingestor = Ingestor::new(store, metrics);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     let mut broker = None;
+    let mut identity_sync = None;
     let mqtt_url = if args.no_mqtt {
         None
     } else if let Some(url) = &args.mqtt {
         Some(url.clone())
     } else {
         let addr = args.embedded_broker.unwrap_or_else(|| "127.0.0.1:1883".parse().expect("valid address"));
-        let b = crate::broker::EmbeddedBroker::start(addr, &args.db.data_dir).await?;
-        tracing::info!("embedded MQTT broker (mosquitto) on {addr}");
+        // The IOC's own subscriber credential lives only in this process (a new one each start).
+        let password = broker_auth::random_password()?;
+        let ioc_hash = broker_auth::mosquitto_hash(&password)?;
+        let auth_dir = EmbeddedBroker::auth_dir_of(&args.db.data_dir)?;
+        crate::broker::write_identities(&store, &auth_dir, &ioc_hash).await?;
+        let b = EmbeddedBroker::start(addr, &args.db.data_dir).await?;
+        tracing::info!("embedded MQTT broker (mosquitto) on {addr}; agents sign in with `ioc-api agents create` credentials");
+        identity_sync = Some(b.keep_identities_current(store.clone(), ioc_hash, stop_rx.clone()));
         broker = Some(b);
-        Some(format!("mqtt://{addr}"))
+        Some(format!("mqtt://{}:{password}@{addr}", broker_auth::IOC_USERNAME))
     };
+    let ingestor = Ingestor::new(store, metrics);
     // Bind before ingest starts: when the port is taken, nothing runs on in the background.
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let mqtt_task = match mqtt_url {
         Some(url) => {
             let client_id = args.mqtt_client_id.clone().unwrap_or_else(|| format!("ioc-api-{}", hostname()));
-            let settings = MqttSettings::from_url(&url, &client_id, Some(args.mqtt_share_group.clone()), &args.mqtt_tls)?;
+            let mut settings = MqttSettings::from_url(&url, &client_id, Some(args.mqtt_share_group.clone()), &args.mqtt_tls)?;
+            if let Some(file) = &args.mqtt_password_file {
+                settings.password = Some(crate::commands::ioc_password(file)?);
+                settings.username.get_or_insert_with(|| broker_auth::IOC_USERNAME.to_owned());
+            }
             Some(tokio::spawn(crate::mqtt::run(settings, ingestor.clone(), snapshots.clone(), stop_rx.clone())))
         }
         None => None,
@@ -55,6 +68,9 @@ pub async fn serve(args: ServeArgs, shutdown: impl std::future::Future<Output = 
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
     let _ = stop_tx.send(true);
     if let Some(t) = mqtt_task {
+        let _ = t.await;
+    }
+    if let Some(t) = identity_sync {
         let _ = t.await;
     }
     if let Some(b) = broker {

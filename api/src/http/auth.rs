@@ -58,6 +58,23 @@ impl Caller {
         }
     }
 
+    /// Whether the caller may touch data of `site`.
+    pub fn covers_site(&self, site: &str) -> bool {
+        self.key.covers_site(site)
+    }
+
+    /// 403 naming the site when the caller's scope does not include it.
+    pub fn require_site(&self, site: &str, what: &str) -> Result<(), ApiError> {
+        if self.covers_site(site) {
+            return Ok(());
+        }
+        let scope = self.key.sites.as_deref().unwrap_or_default().join(", ");
+        Err(ApiError::Forbidden(format!(
+            "{what} is for site '{site}', but key '{}' may act only for site(s) {scope}; nothing of this request was stored",
+            self.key.name
+        )))
+    }
+
     /// Who did it, for the audit trail.
     pub fn actor(&self) -> String {
         format!("{} ({})", self.key.name, self.key.key_id)

@@ -39,6 +39,9 @@ pub async fn ingest(
         .enumerate()
         .map(|(i, v)| parse_event(v).map_err(|e| ApiError::BadRequest(format!("events[{i}]: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
+    for (i, e) in events.iter().enumerate() {
+        caller.require_site(&e.site_id, &format!("events[{i}]"))?;
+    }
     let outcome = state.ingestor.ingest(events, "http").await.map_err(|e| match e {
         IngestError::Invalid(m) => ApiError::BadRequest(m),
         IngestError::Store(s) => s.into(),

@@ -165,6 +165,7 @@ pub async fn upload_snapshot(
     caller.require(Permission::Ingest)?;
     let site = id_param("site", &Some(q.site))?.unwrap_or_default();
     let camera = id_param("camera", &Some(q.camera))?.unwrap_or_default();
+    caller.require_site(&site, "the snapshot")?;
     state.snapshots.save(state.ingestor.store(), &id, &site, &camera, &body).await.map_err(|e| match e {
         SnapshotError::Invalid(m) => ApiError::BadRequest(m),
         other => ApiError::Internal(other.to_string()),

@@ -15,6 +15,13 @@ use crate::store::{ApiKey, AuditRow, Role};
 pub struct NewKey {
     pub name: String,
     pub role: Role,
+    /// Limit the key to these sites (default: every site). Required for role `agent`.
+    #[serde(default)]
+    pub sites: Option<Vec<String>>,
+    /// With role `agent`: also make it the agent's MQTT credential with this user name
+    /// (`name` must then be a valid agent name and `sites` exactly one site).
+    #[serde(default)]
+    pub mqtt: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -45,7 +52,19 @@ pub async fn create(
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::BadRequest("name: must be 1–100 characters".into()));
     }
-    let (key, secret) = state.ingestor.store().create_key(name, body.role, &caller.actor()).await?;
+    let store = state.ingestor.store();
+    let sites = body.sites.unwrap_or_default();
+    crate::commands::check_sites(&sites).map_err(|e| ApiError::BadRequest(e.to_string().replace("--sites", "sites")))?;
+    let (key, secret) = match (body.role, sites.as_slice(), body.mqtt) {
+        (Role::Agent, [], _) => return Err(ApiError::BadRequest("sites: an agent key must be bound to its site".into())),
+        (Role::Agent, [site], true) => {
+            crate::commands::check_agent_name(name).map_err(|e| ApiError::BadRequest(e.to_string().replace("--name", "name")))?;
+            store.create_agent(name, site, &caller.actor()).await?
+        }
+        (_, _, true) => return Err(ApiError::BadRequest("mqtt: only an agent key bound to one site gets an MQTT credential".into())),
+        (_, [], false) => store.create_key(name, body.role, &caller.actor()).await?,
+        (_, sites, false) => store.create_scoped_key(name, body.role, sites, &caller.actor()).await?,
+    };
     Ok((StatusCode::CREATED, Json(CreatedKey { key, secret })))
 }
 

@@ -42,6 +42,7 @@ pub enum ApiError {
     Unauthorized(String),
     Forbidden(String),
     NotFound(String),
+    Conflict(String),
     PayloadTooLarge(String),
     Internal(String),
 }
@@ -53,7 +54,7 @@ pub struct ErrorBody {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// bad_request, unauthorized, forbidden, not_found, payload_too_large, internal.
+    /// bad_request, unauthorized, forbidden, not_found, conflict, payload_too_large, internal.
     pub code: String,
     pub message: String,
 }
@@ -65,6 +66,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
             ApiError::Internal(m) => {
                 tracing::error!("internal error: {m}");
@@ -77,7 +79,10 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            e => ApiError::Internal(e.to_string()),
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use sqlx::AnyPool;
 
 pub use events::{CameraRow, CountRow, EventFilter, GapRow, IngestOutcome, StoredEvent};
 pub use incidents::{AuditRow, IncidentFilter, IncidentRow, Workflow};
-pub use keys::{ApiKey, Role};
+pub use keys::{ApiKey, BrokerUser, Role};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -27,6 +27,11 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Config(String),
+    /// The request conflicts with what is stored (e.g. a name already taken).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +68,7 @@ impl Store {
         } else {
             Backend::Sqlite
         };
+        let url = &if backend == Backend::Sqlite { sqlite_url_creating(url)? } else { url.to_owned() };
         let mut opts = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 10 });
         if backend == Backend::Sqlite {
             opts = opts.after_connect(|conn, _| {
@@ -108,6 +114,24 @@ impl Store {
     }
 }
 
+/// A SQLite URL that creates its file when absent (sqlx opens an existing file only, unless
+/// `mode=rwc`); a missing folder is an error naming it. An explicit `mode=` is kept.
+fn sqlite_url_creating(url: &str) -> Result<String, StoreError> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p.starts_with("mode=")) {
+        return Ok(url.to_owned());
+    }
+    let folder = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(folder) = folder.filter(|f| !f.is_dir()) {
+        return Err(StoreError::Config(format!(
+            "database {url}: the folder {} does not exist (create it, or choose another path)",
+            folder.display()
+        )));
+    }
+    Ok(if query.is_empty() { format!("{url}?mode=rwc") } else { format!("{url}&mode=rwc") })
+}
+
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -118,4 +142,30 @@ where
 {
     use sqlx::Row;
     row.try_get(col).map_err(|e| StoreError::Corrupt(format!("column {col}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_create_their_file_in_an_existing_folder() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/new.db", dir.path().display());
+        assert_eq!(sqlite_url_creating(&url).expect("folder exists"), format!("{url}?mode=rwc"));
+        let kept = format!("{url}?mode=ro");
+        assert_eq!(sqlite_url_creating(&kept).expect("explicit mode"), kept);
+        let missing = format!("sqlite://{}/nope/new.db", dir.path().display());
+        let err = sqlite_url_creating(&missing).expect_err("missing folder").to_string();
+        assert!(err.contains("/nope") && err.contains("does not exist"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_new_sqlite_file_is_created() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("fresh.db");
+        let store = Store::connect(&format!("sqlite://{}", file.display())).await.expect("new file opens");
+        store.ping().await.expect("usable");
+        assert!(file.exists());
+    }
 }

@@ -1,0 +1,128 @@
+//! The administrative subcommands (`keys`, `agents`, `broker export`): they work on the
+//! database directly, so they run with or without a server.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::cli::{AgentsCommand, BrokerCommand, DbArgs, KeysCommand};
+use crate::store::{Role, Store};
+
+async fn open(db: &DbArgs) -> anyhow::Result<Store> {
+    if db.database.is_none() {
+        std::fs::create_dir_all(&db.data_dir).with_context(|| format!("creating data folder {}", db.data_dir.display()))?;
+    }
+    Ok(Store::connect(&db.url()).await?)
+}
+
+/// An agent name is its MQTT user name and appears in the broker's files: no spaces, no
+/// separators.
+pub fn check_agent_name(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name != crate::broker_auth::IOC_USERNAME
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    anyhow::ensure!(ok, "--name: '{name}' must be 1–64 letters, digits, '-', '_' or '.' (and not '{}')", crate::broker_auth::IOC_USERNAME);
+    Ok(())
+}
+
+pub fn check_sites(sites: &[String]) -> anyhow::Result<()> {
+    for s in sites {
+        crate::ingest::check_id("site", s).map_err(|e| anyhow::anyhow!("--sites: {e}"))?;
+    }
+    Ok(())
+}
+
+pub async fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create { role, name, sites, db } => {
+            let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("unknown role {role}"))?;
+            anyhow::ensure!(
+                role != Role::Agent || !sites.is_empty(),
+                "an agent key must be bound to its site: use `ioc-api agents create --site S --name N` (one credential for MQTT and HTTP)"
+            );
+            check_sites(&sites)?;
+            let store = open(&db).await?;
+            let (key, secret) = if sites.is_empty() {
+                store.create_key(&name, role, "cli").await?
+            } else {
+                store.create_scoped_key(&name, role, &sites, "cli").await?
+            };
+            eprintln!("created key {} ({}, role {}); the secret is shown only now:", key.key_id, key.name, role.as_str());
+            println!("{secret}");
+        }
+        KeysCommand::List { db } => {
+            for k in open(&db).await?.list_keys().await? {
+                let state = if k.revoked_ms.is_some() { "revoked" } else { "live" };
+                let sites = k.sites.map_or_else(|| "all sites".to_owned(), |s| s.join(","));
+                println!("{}  {:<8} {:<8} {:<24} {}", k.key_id, k.role.as_str(), state, k.name, sites);
+            }
+        }
+        KeysCommand::Revoke { id, db } => revoke(&open(&db).await?, &id).await?,
+    }
+    Ok(())
+}
+
+async fn revoke(store: &Store, id: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(store.revoke_key(id, "cli").await?, "no live key {id}");
+    println!("revoked {id}");
+    Ok(())
+}
+
+pub async fn agents(command: AgentsCommand) -> anyhow::Result<()> {
+    match command {
+        AgentsCommand::Create { site, name, db } => {
+            check_agent_name(&name)?;
+            check_sites(std::slice::from_ref(&site)).map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("--sites", "--site")))?;
+            let (key, secret) = open(&db).await?.create_agent(&name, &site, "cli").await?;
+            eprintln!(
+                "created agent {} (key {}, site {site}); put these in the agent's [mqtt] section \
+                 (username, password) — the password is also its HTTP API key, shown only now:",
+                key.name, key.key_id
+            );
+            println!("username = \"{}\"\npassword = \"{secret}\"", key.name);
+        }
+        AgentsCommand::List { db } => {
+            for k in open(&db).await?.list_keys().await?.into_iter().filter(|k| k.mqtt_username.is_some()) {
+                let state = if k.revoked_ms.is_some() { "revoked" } else { "live" };
+                println!("{}  {:<8} {:<24} site {}", k.key_id, state, k.name, k.sites.unwrap_or_default().join(","));
+            }
+        }
+        AgentsCommand::Revoke { id, db } => revoke(&open(&db).await?, &id).await?,
+    }
+    Ok(())
+}
+
+pub async fn broker(command: BrokerCommand) -> anyhow::Result<()> {
+    let BrokerCommand::Export { dir, ioc_password_file, db } = command;
+    let store = open(&db).await?;
+    let password = ioc_password(&ioc_password_file)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let hash = crate::broker_auth::mosquitto_hash(&password)?;
+    crate::broker::write_identities(&store, &dir, &hash).await?;
+    let agents = store.broker_users().await?.len();
+    println!("wrote {0}/passwd and {0}/acl ({agents} agents + {1}); reload the broker (SIGHUP)", dir.display(), crate::broker_auth::IOC_USERNAME);
+    Ok(())
+}
+
+/// The IOC subscriber's password from `path`, generated (mode 0600) when the file is absent.
+pub fn ioc_password(path: &Path) -> anyhow::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+        Ok(_) => anyhow::bail!("{}: the password file is empty", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let password = crate::broker_auth::random_password()?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            writeln!(f, "{password}").with_context(|| format!("writing {}", path.display()))?;
+            Ok(password)
+        }
+        Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
+    }
+}
