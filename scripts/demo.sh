@@ -32,6 +32,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 OPERATOR_KEY="$("$BIN/ioc-api" keys create --role operator --name demo-operator --data-dir "$OUT/ioc" 2>/dev/null)"
+# The agent's credential: bound to site "demo", valid for MQTT (the broker refuses anyone else).
+AGENT_CREDENTIAL="$("$BIN/ioc-api" agents create --site demo --name demo-edge-01 --data-dir "$OUT/ioc" 2>/dev/null)"
 setsid "$BIN/ioc-api" serve --listen "$HTTP" --data-dir "$OUT/ioc" --embedded-broker "127.0.0.1:$MQTT_PORT" \
   >"$OUT/ioc-api.log" 2>&1 &
 pids+=($!)
@@ -47,11 +49,12 @@ cameras_of() { # sample config, RTSP URL
   awk -v url="$2" 'found || /^\[\[cameras\]\]/ { found = 1; if ($1 == "source") print "source = \"" url "\""; else print }' "samples/$1"
 }
 {
-  printf 'site_id = "demo"\nagent_id = "demo-edge-01"\n\n[mqtt]\nurl = "mqtt://127.0.0.1:%s"\n\n' "$MQTT_PORT"
+  printf 'site_id = "demo"\nagent_id = "demo-edge-01"\n\n[mqtt]\nurl = "mqtt://127.0.0.1:%s"\n%s\n\n' "$MQTT_PORT" "$AGENT_CREDENTIAL"
   cameras_of intersection_day_960x540.toml "rtsp://127.0.0.1:$RTSP_PORT/intersection"
   echo
   cameras_of motorbikes_vn_intersection_1006x720.toml "rtsp://127.0.0.1:$((RTSP_PORT + 1))/junction"
 } >"$OUT/agent.toml"
+chmod 600 "$OUT/agent.toml"
 
 for _ in $(seq 1 100); do
   curl -fs "http://$HTTP/health" >/dev/null 2>&1 && break

@@ -1,6 +1,7 @@
 //! Test kit shared by the cross-crate integration tests: real servers (Mosquitto, PostgreSQL)
 //! spawned on free loopback ports, each owned by a guard that stops it when dropped.
 
+pub mod events;
 pub mod mosquitto;
 pub mod net;
 pub mod postgres;

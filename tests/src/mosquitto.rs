@@ -96,6 +96,13 @@ impl Mosquitto {
         }
     }
 
+    /// Makes the broker re-read its password and ACL files (SIGHUP).
+    pub fn reload(&self) {
+        let child = self.child.as_ref().expect("mosquitto running");
+        let ok = Command::new("kill").arg("-HUP").arg(child.id().to_string()).status().expect("kill -HUP");
+        assert!(ok.success(), "SIGHUP to mosquitto failed");
+    }
+
     /// Stops the broker gracefully (SIGTERM: it saves its persistence file).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -139,8 +139,44 @@ fn frames_of(stderr: &str, camera: &str) -> u64 {
     line[prefix.len()..].split(' ').next().and_then(|n| n.parse().ok()).expect("frame count")
 }
 
+/// Busy threads competing with the agent for the cores while they live (a loaded box).
+struct CpuLoad(std::sync::Arc<std::sync::atomic::AtomicBool>, Vec<std::thread::JoinHandle<()>>);
+
+impl CpuLoad {
+    fn start(threads: usize) -> CpuLoad {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handles = (0..threads)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 1u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                    }
+                })
+            })
+            .collect();
+        CpuLoad(stop, handles)
+    }
+}
+
+impl Drop for CpuLoad {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        for h in self.1.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// 20 outages of different lengths (so the backoff is caught at every stage, up to its
+/// 3 s cap), on a loaded machine (a busy thread beside the agent, which detects every frame
+/// on both cores): every time, frames resume within 5 s of the camera's return — the agent
+/// probes the camera's port between attempts and reconnects as soon as it answers.
 #[test]
 fn rtsp_camera_killed_and_restarted_is_streamed_again_within_5_s() {
+    const ROUNDS: usize = 20;
+    const DOWN_MS: [u64; 5] = [300, 1000, 2000, 4000, 7000];
     let _serial = serial();
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
@@ -149,15 +185,21 @@ fn rtsp_camera_killed_and_restarted_is_streamed_again_within_5_s() {
     let mut server = Some(serve());
     let agent = Agent::start(dir.path(), &[("door", format!("rtsp://127.0.0.1:{port}/cam"))]);
     agent.wait_for("door", "running", 1, Duration::from_secs(60));
-    for round in 1..=3 {
+    let _load = CpuLoad::start(1);
+    let mut took_all = Vec::with_capacity(ROUNDS);
+    for round in 1..=ROUNDS {
         drop(server.take()); // the camera goes away (connections reset)
         agent.wait_for("door", "retrying", round, Duration::from_secs(20));
-        std::thread::sleep(Duration::from_secs(4)); // down for a while: several failed attempts
+        std::thread::sleep(Duration::from_millis(DOWN_MS[round % DOWN_MS.len()]));
         server = Some(serve());
         let back = Instant::now();
         let resumed = agent.wait_for("door", "running", round + 1, Duration::from_secs(30));
-        let took = resumed - back;
-        assert!(took < Duration::from_secs(5), "round {round}: frames resumed {took:?} after the camera returned");
+        took_all.push(resumed - back);
+    }
+    let max = took_all.iter().max().copied().unwrap_or_default();
+    eprintln!("camera back after return, {ROUNDS} rounds: max {max:?}, all {took_all:?}");
+    for (i, took) in took_all.iter().enumerate() {
+        assert!(*took < Duration::from_secs(5), "round {}: frames resumed {took:?} after the camera returned; all: {took_all:?}", i + 1);
     }
     let (status, stderr) = agent.stop();
     assert!(status.success(), "agent exits cleanly on SIGTERM: {status}\n{stderr}");
@@ -167,7 +209,7 @@ fn rtsp_camera_killed_and_restarted_is_streamed_again_within_5_s() {
         .and_then(|l| l.split(", ").find_map(|p| p.strip_suffix(" reconnects")))
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no summary line for camera door:\n{stderr}"));
-    assert!(reconnects >= 3, "three outages, each at least one reconnect: {reconnects}");
+    assert!(reconnects >= ROUNDS as u64, "{ROUNDS} outages, each at least one reconnect: {reconnects}");
     let last = statuses(&dir.path().join("events.jsonl"), "door").pop().map(|(s, _)| s);
     assert_eq!(last.as_deref(), Some("stopped"), "the last status after SIGTERM is stopped");
 }

@@ -23,7 +23,7 @@ fn ioc_api_bin() -> PathBuf {
 /// `ioc-api keys create` — the way an operator makes keys; prints the secret once.
 fn create_key(data_dir: &Path, role: &str) -> String {
     let o: Output = Command::new(ioc_api_bin())
-        .args(["keys", "create", "--role", role, "--name", &format!("e2e-{role}"), "--data-dir"])
+        .args(["keys", "create", "--role", role, "--name", &format!("e2e-{role}"), "--sites", "e2e", "--data-dir"])
         .arg(data_dir)
         .output()
         .expect("running ioc-api keys create");

@@ -10,7 +10,7 @@ use chrono::Utc;
 use indicatif::ProgressBar;
 use roadsight_events::{CameraState, CameraStatus, EventBody};
 use roadsight_pipeline::analytics::StreamClock;
-use roadsight_pipeline::source::{Pacing, SourceEvent, SourceSpec, VideoSource};
+use roadsight_pipeline::source::{Pacing, ReturnWatch, SourceEvent, SourceSpec, VideoSource};
 
 use super::detect_cap::DetectCap;
 use super::detection::CameraDetector;
@@ -95,6 +95,9 @@ impl Timeline {
 /// comes back streams again within seconds, and a dead one costs one connection attempt per
 /// few seconds.
 const MAX_BACKOFF_SECS: f64 = 3.0;
+
+/// How often a waiting camera's port is probed (a TCP connect; see [`ReturnWatch`]).
+const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Jittered exponential backoff: 0.5 s doubling to [`MAX_BACKOFF_SECS`], ±20 % so cameras
 /// behind one failed switch do not reconnect in lockstep.
@@ -224,6 +227,7 @@ impl CameraWorker {
     pub fn run(mut self) -> anyhow::Result<CameraSummary> {
         let live = self.cfg.pacing == Pacing::Latest;
         let mut attempt = 0u32;
+        let mut watch = ReturnWatch::new(&self.cfg.source);
         let result = loop {
             if self.stop.load(Ordering::Relaxed) {
                 break Ok(None);
@@ -249,9 +253,9 @@ impl CameraWorker {
                     self.summary.reconnects += 1;
                     let next_in = backoff(attempt);
                     self.set_health(&Health::Retrying { reason, attempt, next_in })?;
-                    let until = Instant::now() + next_in;
-                    while Instant::now() < until && !self.stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(50));
+                    if self.wait_backoff(next_in, &mut watch) {
+                        // The camera is back: if this reconnect fails, back off afresh.
+                        attempt = 0;
                     }
                 }
             }
@@ -270,6 +274,25 @@ impl CameraWorker {
             Some(r) if !live => Err(anyhow::anyhow!("camera {}: {r}", self.cfg.id)),
             _ => Ok(self.summary),
         }
+    }
+
+    /// Sleeps out a backoff, but probes the camera's port a few times a second and ends the
+    /// wait as soon as a camera that had gone silent answers again (back within a second of
+    /// its return, whatever the backoff had grown to). True when it ended early so.
+    fn wait_backoff(&self, next_in: Duration, watch: &mut ReturnWatch) -> bool {
+        let until = Instant::now() + next_in;
+        let mut next_probe = Instant::now();
+        while Instant::now() < until && !self.stop.load(Ordering::Relaxed) {
+            if Instant::now() >= next_probe {
+                if watch.returned() {
+                    tracing::info!(camera = self.cfg.id.as_str(), "camera answers again: reconnecting now");
+                    return true;
+                }
+                next_probe = Instant::now() + PROBE_INTERVAL;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     /// One source session: open, stream frames until EOS, error, stall or stop.

@@ -13,6 +13,7 @@
 //! copied: a [`Frame`] owns its RGB buffer, which goes back to the pool when it is dropped.
 
 mod network;
+pub use network::ReturnWatch;
 pub mod rtsp_server;
 
 use std::path::Path;

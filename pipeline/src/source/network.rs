@@ -56,6 +56,47 @@ pub fn probe(host: &str, port: u16) -> Option<String> {
     }
 }
 
+/// Watches whether a network camera's port answers, cheaply (a TCP connect, no RTSP), so a
+/// supervisor waiting out its backoff can reconnect the moment the camera returns instead of
+/// at the end of the wait. Files and URIs without a host have nothing to watch.
+#[derive(Debug)]
+pub struct ReturnWatch {
+    addr: Option<std::net::SocketAddr>,
+    /// When the port last did not answer.
+    last_silent: Option<std::time::Instant>,
+}
+
+/// How long one probe may wait for the TCP handshake (loopback and LAN cameras answer in
+/// well under a millisecond; a dead host costs this much per probe).
+const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// A camera whose port answers within this long of being silent has just returned.
+const RETURN_WINDOW: Duration = Duration::from_secs(10);
+
+impl ReturnWatch {
+    /// Resolves the URI's host once (no watch when it has none or does not resolve).
+    pub fn new(uri: &str) -> Self {
+        let addr = host_port(uri).and_then(|(h, p)| (h.as_str(), p).to_socket_addrs().ok()?.next());
+        ReturnWatch { addr, last_silent: None }
+    }
+
+    /// True when the camera's port answers now although it did not within the last few
+    /// seconds: it has just come back, so reconnect at once. A camera whose port kept
+    /// answering (it failed for another reason: credentials, no stream) returns false, so the
+    /// normal backoff applies.
+    pub fn returned(&mut self) -> bool {
+        let Some(addr) = self.addr else { return false };
+        let now = std::time::Instant::now();
+        if TcpStream::connect_timeout(&addr, PROBE_TIMEOUT).is_ok() {
+            // Reported once per return: if the reconnect then fails, the backoff applies.
+            self.last_silent.take().is_some_and(|t| now - t < RETURN_WINDOW)
+        } else {
+            self.last_silent = Some(now);
+            false
+        }
+    }
+}
+
 /// `message` (a GStreamer error about `uri`) with the network cause added when GStreamer
 /// could not say it.
 pub fn explain(uri: &str, message: String) -> String {
@@ -83,6 +124,21 @@ mod tests {
         assert_eq!(host_port("rtsps://[::1]:9000/x"), Some(("::1".into(), 9000)));
         assert_eq!(host_port("file:///tmp/a.mp4"), None);
         assert_eq!(host_port("/tmp/a.mp4"), None);
+    }
+
+    #[test]
+    fn return_watch_fires_when_a_silent_port_starts_answering() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let uri = format!("rtsp://127.0.0.1:{port}/cam");
+        let mut watch = ReturnWatch::new(&uri);
+        assert!(!watch.returned(), "answering all along: not a return, the normal backoff applies");
+        drop(listener);
+        assert!(!watch.returned(), "silent");
+        let _back = std::net::TcpListener::bind(("127.0.0.1", port)).expect("rebind the same port");
+        assert!(watch.returned(), "answers again after being silent");
+        assert!(!watch.returned(), "a return is reported once");
+        assert!(!ReturnWatch::new("file:///tmp/clip.mp4").returned(), "nothing to watch for files");
     }
 
     #[test]
