@@ -225,6 +225,11 @@ impl VideoSource {
         decode.connect("source-setup", false, move |values| {
             if let Ok(src) = values[1].get::<gst::Element>() {
                 if src.factory().is_some_and(|f| f.name() == "rtspsrc") {
+                    // Media interleaved on the RTSP connection (as Frigate and most NVRs do
+                    // for analytics): no UDP loss artefacts, it passes NAT and firewalls, and
+                    // a camera that goes away resets the connection that carries its frames,
+                    // so the drop is seen at once (over UDP only the stall watchdog sees it).
+                    src.set_property_from_str("protocols", "tcp");
                     src.set_property("latency", latency_ms);
                     src.set_property("tcp-timeout", 5_000_000u64);
                     src.set_property("timeout", 5_000_000u64);
