@@ -1,85 +1,39 @@
 //! MQTT ingest: subscribes (QoS 1, optionally as a shared subscription so replicas split the
 //! load) to agents' events, snapshots and agent status, and acknowledges each message only
 //! after what it carries is committed. A database outage stalls acknowledgement (the broker
-//! keeps the messages) instead of losing anything. `mqtts://` connects over TLS (rustls,
-//! `ring` provider), optionally with a client certificate.
+//! keeps the messages) instead of losing anything. Connection settings (URL, credentials,
+//! TLS for `mqtts://`) come from the shared `roadsight-mqtt-link` crate.
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
-
-use anyhow::Context;
 
 use roadsight_events::topics::{self, Topic};
 use roadsight_events::Event;
-use rumqttc::{
-    AsyncClient, Event as MqttEvent, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS, SubscribeReasonCode, TlsConfiguration,
-    Transport,
-};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use roadsight_mqtt_link::{BrokerSettings, BrokerUrl, TlsError, TlsFile, TlsFiles};
+use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, Outgoing, Packet, Publish, QoS, SubscribeReasonCode};
 use tokio::sync::{mpsc, watch};
 
 use crate::cli::MqttTlsArgs;
 use crate::ingest::{parse_event, Ingestor};
 use crate::snapshots::SnapshotStore;
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct MqttSettings {
-    pub host: String,
-    pub port: u16,
-    pub client_id: String,
+    pub broker: BrokerSettings,
     /// `$share/<group>/…` subscriptions when set.
     pub share_group: Option<String>,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    /// Set for `mqtts://`.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-/// By hand, so that the password never reaches a log through `{:?}`.
-impl std::fmt::Debug for MqttSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MqttSettings")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("client_id", &self.client_id)
-            .field("share_group", &self.share_group)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("tls", &self.tls.is_some())
-            .finish()
-    }
 }
 
 impl MqttSettings {
-    /// Parses `mqtt://[user:pass@]host[:port]` (port 1883) or `mqtts://…` (TLS, port 8883).
+    /// From `mqtt://[user:pass@]host[:port]` (port 1883) or `mqtts://…` (TLS, port 8883) and
+    /// the `--mqtt-ca/--mqtt-cert/--mqtt-key` files.
     pub fn from_url(url: &str, client_id: &str, share_group: Option<String>, tls: &MqttTlsArgs) -> anyhow::Result<Self> {
-        let (rest, secure) = match (url.strip_prefix("mqtts://"), url.strip_prefix("mqtt://")) {
-            (Some(r), _) => (r, true),
-            (None, Some(r)) => (r, false),
-            _ => anyhow::bail!("MQTT URL '{}' must start with mqtt:// or mqtts://", redact(url)),
-        };
-        let (auth, hostport) = match rest.rsplit_once('@') {
-            Some((a, h)) => (Some(a), h),
-            None => (None, rest),
-        };
-        let hostport = hostport.trim_end_matches('/');
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (h.to_owned(), p.parse().map_err(|_| anyhow::anyhow!("MQTT URL: bad port '{p}'"))?),
-            None => (hostport.to_owned(), if secure { 8883 } else { 1883 }),
-        };
-        let (username, password) = match auth.map(|a| a.split_once(':').unwrap_or((a, ""))) {
-            Some((u, p)) => (Some(u.to_owned()), Some(p.to_owned())),
-            None => (None, None),
-        };
-        let tls = if secure {
-            Some(tls_config(tls)?)
-        } else {
-            anyhow::ensure!(tls.ca.is_none() && tls.cert.is_none() && tls.key.is_none(), "--mqtt-ca/--mqtt-cert/--mqtt-key need an mqtts:// URL");
-            None
-        };
-        Ok(MqttSettings { host, port, client_id: client_id.to_owned(), share_group, username, password, tls })
+        let url = BrokerUrl::parse(url).map_err(|e| anyhow::anyhow!("MQTT URL {e}"))?;
+        let files = TlsFiles { ca: tls.ca.clone(), client_cert: tls.cert.clone(), client_key: tls.key.clone() };
+        let tls = files.client_config(url.tls).map_err(|errors| {
+            let each: Vec<String> = errors.into_iter().map(|e| format!("{} {e}", flag(&e))).collect();
+            anyhow::anyhow!("{}", each.join("; "))
+        })?;
+        Ok(MqttSettings { broker: BrokerSettings::new(url, client_id, tls), share_group })
     }
 
     fn filter(&self, f: &str) -> String {
@@ -90,47 +44,14 @@ impl MqttSettings {
     }
 }
 
-/// `url` without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}***@{}", &url[..s + 3], &url[at + 1..]),
-        _ => url.to_owned(),
+/// The command-line flag of the file a TLS error is about.
+fn flag(e: &TlsError) -> &'static str {
+    match e.file() {
+        Some(TlsFile::Ca) => "--mqtt-ca",
+        Some(TlsFile::ClientCert) => "--mqtt-cert",
+        Some(TlsFile::ClientKey) => "--mqtt-key",
+        None => "--mqtt",
     }
-}
-
-/// rustls client set-up (the `ring` provider, passed rather than installed process-wide);
-/// the agent builds the same in edge-agent `run/mqtt.rs`.
-fn tls_config(files: &MqttTlsArgs) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-    let read = |flag: &str, p: &Path| std::fs::read(p).with_context(|| format!("{flag} {}", p.display()));
-    let mut roots = rustls::RootCertStore::empty();
-    match &files.ca {
-        Some(p) => {
-            let certs = CertificateDer::pem_slice_iter(&read("--mqtt-ca", p)?).collect::<Result<Vec<_>, _>>();
-            let certs = certs.with_context(|| format!("--mqtt-ca {}: bad PEM", p.display()))?;
-            anyhow::ensure!(!certs.is_empty(), "--mqtt-ca {}: no PEM certificate in it", p.display());
-            for c in certs {
-                roots.add(c).with_context(|| format!("--mqtt-ca {}: not a usable CA certificate", p.display()))?;
-            }
-        }
-        None => {
-            let (added, _) = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            anyhow::ensure!(added > 0, "mqtts:// without --mqtt-ca: no system root certificates found");
-        }
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots);
-    Ok(Arc::new(match (&files.cert, &files.key) {
-        (Some(c), Some(k)) => {
-            let chain = CertificateDer::pem_slice_iter(&read("--mqtt-cert", c)?).collect::<Result<Vec<_>, _>>();
-            let chain = chain.with_context(|| format!("--mqtt-cert {}: bad PEM", c.display()))?;
-            anyhow::ensure!(!chain.is_empty(), "--mqtt-cert {}: no PEM certificate in it", c.display());
-            let key = PrivateKeyDer::from_pem_slice(&read("--mqtt-key", k)?).with_context(|| format!("--mqtt-key {}: no PEM private key", k.display()))?;
-            builder.with_client_auth_cert(chain, key).with_context(|| format!("--mqtt-key {} with --mqtt-cert {}", k.display(), c.display()))?
-        }
-        (None, None) => builder.with_no_client_auth(),
-        _ => anyhow::bail!("--mqtt-cert and --mqtt-key go together"),
-    }))
 }
 
 /// Largest batch committed in one transaction.
@@ -150,24 +71,16 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// PUBACKs — both tasks would wait on each other forever once the broker's window exceeded
 /// the hand-over plus rumqttc's request channel.
 pub async fn run(settings: MqttSettings, ingestor: Ingestor, snapshots: SnapshotStore, mut shutdown: watch::Receiver<bool>) {
-    let mut opts = MqttOptions::new(settings.client_id.clone(), settings.host.clone(), settings.port);
-    opts.set_keep_alive(Duration::from_secs(15));
+    let mut opts = settings.broker.mqtt_options();
     // A persistent session: while this replica is down (or between a message's delivery and
     // its acknowledgement) the broker keeps what is addressed to it and redelivers it.
     opts.set_clean_session(false);
     opts.set_manual_acks(true);
-    opts.set_max_packet_size(16 << 20, 16 << 20);
-    if let (Some(u), Some(p)) = (&settings.username, &settings.password) {
-        opts.set_credentials(u.clone(), p.clone());
-    }
-    if let Some(tls) = &settings.tls {
-        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls.clone())));
-    }
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
     let (tx, rx) = mpsc::unbounded_channel::<Publish>();
     let mut worker = tokio::spawn(commit_loop(rx, client.clone(), ingestor, snapshots, shutdown.clone()));
     let filters = [topics::ALL_EVENTS, topics::ALL_SNAPSHOTS, topics::ALL_AGENT_STATUS].map(|f| settings.filter(f));
-    let broker = format!("{}:{}", settings.host, settings.port);
+    let broker = settings.broker.address();
     // Subscriptions still to hand to the event loop. `try_subscribe`, never `subscribe().await`:
     // only this task drains rumqttc's request channel, so waiting here for room in it could
     // wait forever. What does not fit now is retried after the next poll.
@@ -186,7 +99,7 @@ pub async fn run(settings: MqttSettings, ingestor: Ingestor, snapshots: Snapshot
         };
         match polled {
             Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
-                tracing::info!(%broker, client_id = %settings.client_id, session_present = ack.session_present, "MQTT connected");
+                tracing::info!(%broker, client_id = %settings.broker.client_id, session_present = ack.session_present, "MQTT connected");
                 // Subscribe on every connection: harmless when the session kept the
                 // subscriptions, and needed when the broker lost the session.
                 unsubscribed = filters.to_vec();
@@ -388,17 +301,19 @@ mod tests {
     fn parses_urls() {
         let plain = MqttTlsArgs::default();
         let s = MqttSettings::from_url("mqtt://u:p@broker.local:1884", "c", None, &plain).expect("url");
-        assert_eq!((s.host.as_str(), s.port, s.username.as_deref(), s.password.as_deref()), ("broker.local", 1884, Some("u"), Some("p")));
+        let b = &s.broker;
+        let credentials = Some(roadsight_mqtt_link::Credentials::new("u", "p"));
+        assert_eq!((b.host.as_str(), b.port, b.credentials.clone()), ("broker.local", 1884, credentials));
         assert!(!format!("{s:?}").contains("\"p\""));
         let s = MqttSettings::from_url("mqtt://127.0.0.1", "c", Some("g".into()), &plain).expect("url");
-        assert_eq!(s.port, 1883);
-        assert!(s.tls.is_none());
+        assert_eq!(s.broker.port, 1883);
+        assert!(s.broker.tls.is_none());
         assert_eq!(s.filter("a/b"), "$share/g/a/b");
         let err = MqttSettings::from_url("http://u:secret@x", "c", None, &plain).expect_err("scheme");
         assert!(!err.to_string().contains("secret"), "{err}");
         // Needs the machine's root certificates (Debian: ca-certificates).
         let s = MqttSettings::from_url("mqtts://broker", "c", None, &plain).expect("url");
-        assert_eq!((s.port, s.tls.is_some()), (8883, true));
+        assert_eq!((s.broker.port, s.broker.tls.is_some()), (8883, true));
         let ca = MqttTlsArgs { ca: Some("/nonexistent/ca.pem".into()), ..MqttTlsArgs::default() };
         assert!(MqttSettings::from_url("mqtt://broker", "c", None, &ca).is_err());
         let err = MqttSettings::from_url("mqtts://broker", "c", None, &ca).expect_err("missing CA");

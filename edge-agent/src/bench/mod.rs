@@ -34,7 +34,8 @@ use roadsight_pipeline::track::TrackerConfig;
 use crate::cli::BenchCmd;
 use crate::model::load_detector;
 use crate::run::detection::{CameraDetector, DetectorPool};
-use crate::run::processor::{ClassMap, DetectionRules, FrameProcessor};
+use crate::config::rules::DetectionRules;
+use crate::run::processor::{ClassMap, FrameProcessor};
 use report::{BenchReport, BoundReport, PipelineReport, StageReport, StreamReport, ThroughputReport};
 use stats::{CpuMeter, Samples};
 

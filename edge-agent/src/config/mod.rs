@@ -2,6 +2,7 @@
 //! (built by `run`). Validation reports every problem at once, each with its key path.
 
 pub mod raw;
+pub mod rules;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -17,9 +18,9 @@ use roadsight_pipeline::detect::DetectorOptions;
 use roadsight_pipeline::source::{redact_uri, Pacing};
 use roadsight_pipeline::track::TrackerConfig;
 
-use crate::run::mqtt::{self, MqttSettings};
-use crate::run::processor::{ClassThresholds, DetectionRules, NightProfile};
+use roadsight_mqtt_link::{BrokerSettings, BrokerUrl, Credentials, TlsError, TlsFile, TlsFiles};
 use roadsight_pipeline::analytics::fusion::{TwoWheelerConfig, ZoneKind};
+use rules::{ClassThresholds, DetectionRules, NightProfile};
 
 /// Default origin of stream time for file sources: replaying a clip gives identical times.
 pub const DEFAULT_FILE_EPOCH: &str = "2020-01-01T00:00:00Z";
@@ -55,7 +56,8 @@ pub struct AgentConfig {
     pub detector_workers: Option<usize>,
     /// Where to serve `/metrics` and `/health` (none: not served).
     pub http_listen: Option<std::net::SocketAddr>,
-    pub mqtt: Option<MqttSettings>,
+    /// The broker of `[mqtt]` (delivery adds the status topic of `site_id`/`agent_id`).
+    pub mqtt: Option<BrokerSettings>,
     pub cameras: Vec<CameraConfig>,
 }
 
@@ -135,77 +137,38 @@ fn hostname() -> String {
 }
 
 /// The `[mqtt]` section; `None` (with errors added) when it cannot be used.
-fn mqtt_settings(errs: &mut Errors, m: raw::RawMqtt, site_id: &str, agent_id: &str, base: &Path) -> Option<MqttSettings> {
-    let url = MqttSettings::parse_url(&m.url).map_err(|e| errs.add("mqtt.url", e)).ok();
-    let tls = mqtt_tls(errs, &m, url.as_ref().is_some_and(|u| u.tls), base);
+fn mqtt_settings(errs: &mut Errors, m: raw::RawMqtt, agent_id: &str, base: &Path) -> Option<BrokerSettings> {
+    let url = BrokerUrl::parse(&m.url).map_err(|e| errs.add("mqtt.url", e)).ok();
+    if url.as_ref().is_some_and(|u| u.credentials.is_some()) {
+        errs.add("mqtt.url", "put credentials in mqtt.username / mqtt.password, not in the URL");
+    }
+    let file = |f: &Option<String>| f.as_ref().map(|f| base.join(f));
+    let files = TlsFiles { ca: file(&m.ca_file), client_cert: file(&m.client_cert_file), client_key: file(&m.client_key_file) };
+    // A bad URL: the files are still checked, as for mqtts://.
+    let tls = match files.client_config(url.as_ref().is_none_or(|u| u.tls)) {
+        Ok(tls) => Some(tls),
+        Err(tls_errors) => {
+            tls_errors.into_iter().for_each(|e| errs.add(tls_key(&e), e));
+            None
+        }
+    };
     if m.password.is_some() && m.username.is_none() {
         errs.add("mqtt.password", "set without mqtt.username");
     }
-    let url = url?;
-    Some(MqttSettings {
-        host: url.host,
-        port: url.port,
-        client_id: m.client_id.unwrap_or_else(|| format!("roadsight-{agent_id}")),
-        username: m.username,
-        password: m.password,
-        keep_alive: Duration::from_secs(m.keep_alive_secs.unwrap_or(15).max(5)),
-        site_id: site_id.to_owned(),
-        agent_id: agent_id.to_owned(),
-        tls: tls?,
-    })
+    let mut settings = BrokerSettings::new(url?, m.client_id.unwrap_or_else(|| format!("roadsight-{agent_id}")), tls?);
+    settings.credentials = m.username.map(|u| Credentials::new(u, m.password.unwrap_or_default()));
+    settings.keep_alive = Duration::from_secs(m.keep_alive_secs.unwrap_or(15).max(5));
+    Some(settings)
 }
 
-/// TLS set-up of the `[mqtt]` section: `Some(None)` for plain `mqtt://`, `None` on errors.
-fn mqtt_tls(errs: &mut Errors, m: &raw::RawMqtt, tls: bool, base: &Path) -> Option<Option<Arc<rustls::ClientConfig>>> {
-    let files = [("mqtt.ca_file", &m.ca_file), ("mqtt.client_cert_file", &m.client_cert_file), ("mqtt.client_key_file", &m.client_key_file)];
-    if !tls {
-        for (key, _) in files.iter().filter(|(_, f)| f.is_some()) {
-            errs.add(key, "only used with an mqtts:// URL (mqtt.url is plain mqtt://)");
-        }
-        return Some(None);
+/// The `[mqtt]` key of the file a TLS error is about.
+fn tls_key(e: &TlsError) -> &'static str {
+    match e.file() {
+        Some(TlsFile::Ca) => "mqtt.ca_file",
+        Some(TlsFile::ClientCert) => "mqtt.client_cert_file",
+        Some(TlsFile::ClientKey) => "mqtt.client_key_file",
+        None => "mqtt.url",
     }
-    let before = errs.0.len();
-    let ca = m.ca_file.as_ref().and_then(|f| read_pem(errs, "mqtt.ca_file", f, base, mqtt::pem_certs));
-    let chain = m.client_cert_file.as_ref().and_then(|f| read_pem(errs, "mqtt.client_cert_file", f, base, mqtt::pem_certs));
-    let key = m.client_key_file.as_ref().and_then(|f| read_pem(errs, "mqtt.client_key_file", f, base, mqtt::pem_key));
-    match (&m.client_cert_file, &m.client_key_file) {
-        (Some(_), None) => errs.add("mqtt.client_key_file", "must be set with mqtt.client_cert_file"),
-        (None, Some(_)) => errs.add("mqtt.client_cert_file", "must be set with mqtt.client_key_file"),
-        _ => {}
-    }
-    if errs.0.len() > before {
-        return None;
-    }
-    let shown = |f: &Option<String>| f.as_deref().map(|f| base.join(f).display().to_string()).unwrap_or_default();
-    match mqtt::tls_config(ca, chain.zip(key)) {
-        Ok(c) => Some(Some(c)),
-        Err(e) => {
-            match e {
-                mqtt::TlsSetupError::SystemRoots(e) => errs.add("mqtt.ca_file", e),
-                mqtt::TlsSetupError::Ca(e) => errs.add("mqtt.ca_file", format!("{}: {e}", shown(&m.ca_file))),
-                // rustls checks that the key belongs to the certificate.
-                mqtt::TlsSetupError::ClientAuth(e) => errs.add("mqtt.client_key_file", format!("{}: {e}", shown(&m.client_key_file))),
-            }
-            None
-        }
-    }
-}
-
-/// Reads the PEM file `file` (relative to `base`) and parses it; errors name key and path.
-fn read_pem<T>(errs: &mut Errors, key: &str, file: &str, base: &Path, parse: fn(&[u8]) -> Result<T, String>) -> Option<T> {
-    let path = base.join(file);
-    let text = match std::fs::read(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            errs.add(key, format!("{}: not found", path.display()));
-            return None;
-        }
-        Err(e) => {
-            errs.add(key, format!("{}: {e}", path.display()));
-            return None;
-        }
-    };
-    parse(&text).map_err(|e| errs.add(key, format!("{}: {e}", path.display()))).ok()
 }
 
 /// Checks a raw config; `base` resolves relative paths (the config file's folder).
@@ -241,7 +204,7 @@ pub fn validate(raw: raw::RawConfig, base: &Path) -> Result<AgentConfig, Vec<Str
     let http_listen = raw.http_listen.as_deref().and_then(|a| {
         a.parse().map_err(|e| errs.add("http_listen", format!("'{a}' is not an address like 127.0.0.1:9108 ({e})"))).ok()
     });
-    let mqtt = raw.mqtt.and_then(|m| mqtt_settings(&mut errs, m, &raw.site_id, &agent_id, base));
+    let mqtt = raw.mqtt.and_then(|m| mqtt_settings(&mut errs, m, &agent_id, base));
     let config = AgentConfig {
         site_id: raw.site_id,
         agent_id,
@@ -803,7 +766,7 @@ mod tests {
         for needle in [
             format!("mqtt.ca_file: {}: not found", dir.path().join("missing.pem").display()),
             format!("mqtt.client_cert_file: {}: no PEM certificate", junk.display()),
-            "mqtt.client_key_file: must be set with mqtt.client_cert_file".to_owned(),
+            "mqtt.client_key_file: must be set with the client certificate".to_owned(),
             "mqtt.password: set without mqtt.username".to_owned(),
         ] {
             assert!(all.contains(&needle), "missing '{needle}' in:\n{all}");
@@ -815,7 +778,18 @@ mod tests {
     #[test]
     fn mqtt_tls_keys_need_an_mqtts_url() {
         let errs = parse(&mqtt_config("url = \"mqtt://broker\"\nca_file = \"ca.pem\"")).expect_err("invalid");
-        assert_eq!(errs, vec!["mqtt.ca_file: only used with an mqtts:// URL (mqtt.url is plain mqtt://)".to_owned()]);
+        assert_eq!(errs, vec!["mqtt.ca_file: only used with an mqtts:// URL (the broker URL is plain mqtt://)".to_owned()]);
+    }
+
+    #[test]
+    fn mqtt_credentials_go_in_their_own_keys() {
+        let errs = parse(&mqtt_config("url = \"mqtt://u:s3cret@broker\"")).expect_err("invalid");
+        assert_eq!(errs, vec!["mqtt.url: put credentials in mqtt.username / mqtt.password, not in the URL".to_owned()]);
+        let errs = parse(&mqtt_config("url = \"mqtt://u:s3cret@broker:x\"")).expect_err("invalid");
+        assert_eq!(errs, vec!["mqtt.url: 'mqtt://***@broker:x': bad port 'x' (1 to 65535)".to_owned()]);
+        let cfg = parse(&mqtt_config("url = \"mqtt://broker\"\nusername = \"u\"")).expect("valid");
+        let m = cfg.mqtt.expect("mqtt");
+        assert_eq!((m.credentials, m.client_id.as_str()), (Some(Credentials::new("u", "")), "roadsight-a"));
     }
 
     #[test]

@@ -35,7 +35,8 @@ use outbox::Outbox;
 pub enum Delivery {
     /// JSON lines to this file (appended), or stdout.
     JsonLines(Option<std::path::PathBuf>),
-    Mqtt(mqtt::MqttSettings),
+    /// To this broker (the agent's status topic comes from the config).
+    Mqtt(roadsight_mqtt_link::BrokerSettings),
 }
 
 pub struct RunOptions {
@@ -107,7 +108,7 @@ pub fn run(
         let target = match &options.delivery {
             Delivery::JsonLines(Some(p)) => Ok(sink::JsonLinesSink::file(p)?),
             Delivery::JsonLines(None) => Ok(sink::JsonLinesSink::stdout()),
-            Delivery::Mqtt(settings) => Err(settings.clone()),
+            Delivery::Mqtt(broker) => Err(mqtt::MqttSettings::new(broker.clone(), &config.site_id, &config.agent_id)),
         };
         std::thread::Builder::new()
             .name("delivery".into())

@@ -12,89 +12,33 @@
 //! never be connected) or a PUBLISH waiting for socket room (its packet id then stays in
 //! flight forever, and rumqttc stalls once packet ids wrap around to it).
 //!
-//! `mqtts://` connects over TLS (rustls with the `ring` provider, chosen here rather than
-//! installed process-wide): the broker is checked against `mqtt.ca_file` or the system roots,
-//! and `mqtt.client_cert_file` + `mqtt.client_key_file` authenticate the agent (mutual TLS).
+//! Connection settings (URL, credentials, TLS for `mqtts://`) come from the shared
+//! `roadsight-mqtt-link` crate; this module adds the agent's session, last will and status.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use roadsight_events::topics;
-use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, TlsError, Transport};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use roadsight_mqtt_link::BrokerSettings;
+use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::outbox::Outbox;
 use super::telemetry::Telemetry;
 
-#[derive(Clone)]
+/// What delivery over MQTT needs: the broker, and the agent's retained status topic (`online`,
+/// `offline`, and the last will).
+#[derive(Debug, Clone)]
 pub struct MqttSettings {
-    pub host: String,
-    pub port: u16,
-    pub client_id: String,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub keep_alive: Duration,
-    pub site_id: String,
-    pub agent_id: String,
-    /// Set for `mqtts://` (see [`tls_config`]).
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-/// By hand, so that the password never reaches a log through `{:?}`.
-impl std::fmt::Debug for MqttSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MqttSettings")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("client_id", &self.client_id)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("keep_alive", &self.keep_alive)
-            .field("tls", &self.tls.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Where a URL points: host, port, and whether it is `mqtts://`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerUrl {
-    pub host: String,
-    pub port: u16,
-    pub tls: bool,
+    pub broker: BrokerSettings,
+    pub status_topic: String,
 }
 
 impl MqttSettings {
-    /// `mqtt://host[:port]` (default 1883) or `mqtts://host[:port]` (TLS, default 8883).
-    /// Credentials go in their own config keys, never in the URL (it is logged).
-    pub fn parse_url(url: &str) -> Result<BrokerUrl, String> {
-        let (rest, tls, default_port) = if let Some(r) = url.strip_prefix("mqtts://") {
-            (r, true, 8883)
-        } else if let Some(r) = url.strip_prefix("mqtt://") {
-            (r, false, 1883)
-        } else {
-            return Err(format!("'{url}' must start with mqtt:// or mqtts://"));
-        };
-        if rest.contains('@') {
-            return Err("put credentials in mqtt.username / mqtt.password, not in the URL".into());
-        }
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) => (h.to_owned(), p.parse().map_err(|_| format!("bad port '{p}'"))?),
-            None => (rest.to_owned(), default_port),
-        };
-        if host.is_empty() {
-            return Err(format!("'{url}' has no host"));
-        }
-        Ok(BrokerUrl { host, port, tls })
-    }
-
-    fn status_topic(&self) -> String {
-        topics::agent_status(&self.site_id, &self.agent_id)
+    pub fn new(broker: BrokerSettings, site_id: &str, agent_id: &str) -> Self {
+        MqttSettings { broker, status_topic: topics::agent_status(site_id, agent_id) }
     }
 }
 
@@ -117,78 +61,10 @@ pub fn run(settings: &MqttSettings, outbox: &Outbox, stop: &AtomicBool, drain: D
 }
 
 fn options(s: &MqttSettings) -> MqttOptions {
-    let mut o = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
-    o.set_keep_alive(s.keep_alive);
+    let mut o = s.broker.mqtt_options();
     o.set_clean_session(true);
-    o.set_max_packet_size(16 << 20, 16 << 20);
-    o.set_last_will(LastWill::new(s.status_topic(), "offline", QoS::AtLeastOnce, true));
-    if let Some(u) = &s.username {
-        o.set_credentials(u.clone(), s.password.clone().unwrap_or_default());
-    }
-    if let Some(tls) = &s.tls {
-        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls.clone())));
-    }
+    o.set_last_will(LastWill::new(s.status_topic.clone(), "offline", QoS::AtLeastOnce, true));
     o
-}
-
-/// What [`tls_config`] could not use, by the config key at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsSetupError {
-    #[error("{0}")]
-    Ca(String),
-    #[error("{0}")]
-    SystemRoots(String),
-    #[error("{0}")]
-    ClientAuth(String),
-}
-
-/// The certificates of a PEM file's text; an error when it holds none.
-pub fn pem_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|e| format!("bad PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into());
-    }
-    Ok(certs)
-}
-
-/// The private key of a PEM file's text (PKCS#8, PKCS#1 or SEC1).
-pub fn pem_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("no usable PEM private key in it ({e})"))
-}
-
-/// rustls client set-up for `mqtts://`: trusts `ca` (the IOC's CA) or, when `None`, the
-/// system's roots; presents `client` (certificate chain, key) when given. The `ring`
-/// provider is passed here rather than installed process-wide, so nothing depends on which
-/// crypto back-end another crate happens to enable.
-pub fn tls_config(
-    ca: Option<Vec<CertificateDer<'static>>>,
-    client: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
-) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca {
-        Some(certs) => {
-            for c in certs {
-                roots.add(c).map_err(|e| TlsSetupError::Ca(format!("not a usable CA certificate: {e}")))?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            let (added, _) = roots.add_parsable_certificates(found.certs);
-            if added == 0 {
-                let why = found.errors.first().map(|e| format!(" ({e})")).unwrap_or_default();
-                return Err(TlsSetupError::SystemRoots(format!("not set, and no system root certificates were found{why}: set it to the broker's CA")));
-            }
-        }
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsSetupError::Ca(e.to_string()))?
-        .with_root_certificates(roots);
-    let config = match client {
-        Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| TlsSetupError::ClientAuth(e.to_string()))?,
-        None => builder.with_no_client_auth(),
-    };
-    Ok(Arc::new(config))
 }
 
 /// One line on why a connection failed. TLS failures name the certificate problem and the
@@ -251,7 +127,7 @@ impl Shutdown<'_> {
 }
 
 async fn deliver(s: &MqttSettings, outbox: &Outbox, stop: &AtomicBool, drain: Duration, telemetry: &Telemetry) -> anyhow::Result<u64> {
-    let broker = format!("{}:{}", s.host, s.port);
+    let broker = s.broker.address();
     let mut shutdown = Shutdown { stop, drain, deadline: None };
     let mut delivered = 0u64;
     let mut failures = 0u32;
@@ -393,11 +269,11 @@ impl Session<'_> {
         match event {
             Event::Incoming(Packet::ConnAck(_)) => {
                 self.connected = true;
-                let broker = format!("{}:{}", self.settings.host, self.settings.port);
+                let broker = self.settings.broker.address();
                 tracing::info!(broker, "MQTT connected; {} messages waiting", self.outbox.depth().unwrap_or(0));
                 self.conn
                     .client
-                    .try_publish(self.settings.status_topic(), QoS::AtLeastOnce, true, "online")
+                    .try_publish(self.settings.status_topic.clone(), QoS::AtLeastOnce, true, "online")
                     .map_err(|e| e.to_string())?;
                 self.flight.handed.push_back(STATUS);
             }
@@ -430,7 +306,7 @@ async fn session(
     loop {
         if shutdown.due(|| outbox.depth().is_ok_and(|d| d == 0)) {
             if s.connected {
-                s.conn.close(settings.status_topic()).await;
+                s.conn.close(settings.status_topic.clone()).await;
             }
             return Ok(SessionEnd::Done);
         }
@@ -462,46 +338,5 @@ async fn session(
         if let Some(e) = lost {
             return Ok(SessionEnd::Lost(e));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls() {
-        let url = |host: &str, port, tls| Ok(BrokerUrl { host: host.into(), port, tls });
-        assert_eq!(MqttSettings::parse_url("mqtt://10.0.0.2:1884"), url("10.0.0.2", 1884, false));
-        assert_eq!(MqttSettings::parse_url("mqtt://broker"), url("broker", 1883, false));
-        assert_eq!(MqttSettings::parse_url("mqtts://broker"), url("broker", 8883, true));
-        assert_eq!(MqttSettings::parse_url("mqtts://broker:18883/"), url("broker", 18883, true));
-        assert!(MqttSettings::parse_url("mqtt://u:p@broker").is_err());
-        assert!(MqttSettings::parse_url("mqtts://u:p@broker").is_err());
-        assert!(MqttSettings::parse_url("tcp://broker").is_err());
-        assert!(MqttSettings::parse_url("mqtts://:8883").is_err());
-    }
-
-    #[test]
-    fn password_not_in_debug() {
-        let s = MqttSettings {
-            host: "h".into(),
-            port: 1,
-            client_id: "c".into(),
-            username: Some("u".into()),
-            password: Some("s3cr3t-pw".into()),
-            keep_alive: Duration::from_secs(5),
-            site_id: "s".into(),
-            agent_id: "a".into(),
-            tls: None,
-        };
-        assert!(!format!("{s:?}").contains("s3cr3t-pw"));
-    }
-
-    #[test]
-    fn pem_parsing() {
-        assert!(pem_certs(b"").is_err());
-        assert!(pem_certs(b"hello").is_err());
-        assert!(pem_key(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err());
     }
 }

@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveTime, Timelike, Utc};
 use roadsight_events::ObjectClass;
-use roadsight_pipeline::analytics::fusion::{fuse_riders, ClassedBox, TwoWheelerConfig, TwoWheelerRule};
+use roadsight_pipeline::analytics::fusion::{fuse_riders, ClassedBox, TwoWheelerRule};
 use roadsight_pipeline::analytics::{Analytics, AnalyticsConfig, Emitted, StreamClock, TrackedObject};
 use roadsight_pipeline::detect::Detection;
 use roadsight_pipeline::geometry::BBox;
 use roadsight_pipeline::track::{Track, TrackInput, Tracker, TrackerConfig};
+
+use crate::config::rules::{ClassThresholds, DetectionRules};
 
 /// Model class id → traffic class, for the classes a camera wants.
 #[derive(Debug, Clone)]
@@ -31,62 +32,6 @@ impl ClassMap {
     pub fn get(&self, class_id: u16) -> Option<ObjectClass> {
         self.by_id.get(class_id as usize).copied().flatten()
     }
-}
-
-/// Score thresholds per class, applied to detections before fusion and tracking. The
-/// detector itself runs at the lowest threshold any class uses (set by the config), so a class
-/// can go below the camera's `score_threshold`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ClassThresholds {
-    /// Threshold of the classes not listed (`None`: whatever the detector passes).
-    pub default: Option<f32>,
-    pub per_class: Vec<(ObjectClass, f32)>,
-}
-
-impl ClassThresholds {
-    pub fn passes(&self, class: ObjectClass, score: f32) -> bool {
-        let threshold = self.per_class.iter().find(|(c, _)| *c == class).map(|(_, t)| *t).or(self.default);
-        threshold.is_none_or(|t| score >= t)
-    }
-
-    /// The lowest threshold used (what the detector must run at).
-    pub fn floor(&self) -> Option<f32> {
-        self.per_class.iter().map(|(_, t)| *t).chain(self.default).reduce(f32::min)
-    }
-}
-
-/// Night thresholds and the local hours they apply in. The hour is the event time (UTC from
-/// stream time) shifted by the camera's UTC offset, never the wall clock, so a replayed clip
-/// switches at the same frame every time.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NightProfile {
-    /// Local start of the night; `from` > `to` spans midnight (18:00 → 06:00).
-    pub from: NaiveTime,
-    pub to: NaiveTime,
-    /// Local time = UTC + this many seconds.
-    pub utc_offset_secs: i32,
-    pub thresholds: ClassThresholds,
-}
-
-impl NightProfile {
-    pub fn is_night(&self, at: DateTime<Utc>) -> bool {
-        let local = at + chrono::Duration::seconds(self.utc_offset_secs as i64);
-        let now = local.time().with_nanosecond(0).unwrap_or(local.time());
-        if self.from <= self.to {
-            self.from <= now && now < self.to
-        } else {
-            now >= self.from || now < self.to
-        }
-    }
-}
-
-/// What a camera does to detections between the detector and the tracker.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct DetectionRules {
-    pub thresholds: ClassThresholds,
-    pub night: Option<NightProfile>,
-    /// Rider–bike fusion and the probable-two-wheeler rule (`None`: off).
-    pub fusion: Option<TwoWheelerConfig>,
 }
 
 /// Boxes of different classes overlapping this much are one object (a model often calls the
@@ -273,7 +218,9 @@ impl FrameProcessor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use roadsight_pipeline::analytics::fusion::ZoneKind;
+    use crate::config::rules::NightProfile;
+    use chrono::{DateTime, NaiveTime};
+    use roadsight_pipeline::analytics::fusion::{TwoWheelerConfig, ZoneKind};
     use roadsight_pipeline::analytics::{Anchor, LineSpec};
 
     /// COCO order: 0 person, 1 bicycle, 2 car, 3 motorcycle.
