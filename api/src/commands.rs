@@ -105,6 +105,13 @@ pub async fn broker(command: BrokerCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The IOC subscriber's MQTT password from `path` (for `serve --mqtt-password-file`).
+pub fn read_password(path: &Path) -> anyhow::Result<String> {
+    let s = std::fs::read_to_string(path).with_context(|| format!("--mqtt-password-file {}", path.display()))?;
+    anyhow::ensure!(!s.trim().is_empty(), "--mqtt-password-file {}: the file is empty", path.display());
+    Ok(s.trim().to_owned())
+}
+
 /// The IOC subscriber's password from `path`, generated (mode 0600) when the file is absent.
 pub fn ioc_password(path: &Path) -> anyhow::Result<String> {
     match std::fs::read_to_string(path) {
