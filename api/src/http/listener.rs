@@ -39,7 +39,10 @@ pub struct Limits {
 /// requests finish (at most `DRAIN`) and returns.
 pub async fn run(listener: TcpListener, app: Router, tls: Option<TlsAcceptor>, limits: Limits, shutdown: impl Future<Output = ()>) {
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).max_buf_size(MAX_HEAD_BYTES).keep_alive(true);
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
+    // Both: hyper checks the buffer bound only while a head is incomplete, so a big head that
+    // arrives in one read passes it; the head-size bound catches that.
+    http.max_buf_size(MAX_HEAD_BYTES).max_header_size(MAX_HEAD_BYTES);
     let http = Arc::new(http);
     let service = TowerToHyperService::new(app);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
