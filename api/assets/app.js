@@ -233,10 +233,12 @@ async function refreshCounts(cameraId) {
     svg += `<text x="${x + bw / 2}" y="${H + 14}" text-anchor="middle">${new Date(k).toISOString().slice(11, 16)}</text>`;
   });
   svg += `<text x="2" y="12">${max}</text></svg>`;
-  const legend = [...classes].sort().map((c) => `<span><i style="background:${CLASS_COLORS[c] || '#999'}"></i>${t(c)}</span>`).join('');
+  // Swatch colours go through element.style below: the CSP refuses style="" in markup.
+  const legend = [...classes].sort().map((c) => `<span><i data-color="${CLASS_COLORS[c] || '#999'}"></i>${t(c)}</span>`).join('');
   const cam = state.cameras.find((c) => c.camera_id === cameraId);
   box.innerHTML = `<h3>${(cam && cam.name) || cameraId} <small>${total}</small></h3>` +
     (keys.length ? svg + `<div class="legend">${legend}</div>` : `<p class="empty">${t('no_counts')}</p>`);
+  box.querySelectorAll('.legend i').forEach((i) => { i.style.background = i.dataset.color; });
 }
 
 // ---------- live ----------

@@ -130,6 +130,50 @@ pub struct ServeArgs {
     /// once more with the same --mqtt-client-id to drain its queue.
     #[arg(long, default_value = "ioc-api")]
     pub mqtt_share_group: String,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// HTTP listener: TLS and limits for slow or greedy clients.
+#[derive(Debug, clap::Args, Clone)]
+pub struct HttpArgs {
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key). Without it the listener is
+    /// plain HTTP: keep it on loopback behind a TLS reverse proxy (see the README).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Seconds a client has to send a complete request head (and to finish the TLS handshake);
+    /// idle keep-alive connections close after it too.
+    #[arg(long, value_name = "SECS", default_value_t = HttpArgs::DEFAULT_HEADER_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_secs: u64,
+    /// Seconds a request may take (reading its body included) before it is answered 408; the
+    /// live stream is not bounded by it once its response has started.
+    #[arg(long, value_name = "SECS", default_value_t = HttpArgs::DEFAULT_REQUEST_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_secs: u64,
+    /// HTTP connections served at once; more wait to be accepted.
+    #[arg(long, value_name = "N", default_value_t = HttpArgs::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+}
+
+impl HttpArgs {
+    pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+    pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+    pub const DEFAULT_MAX_CONNECTIONS: u64 = 1024;
+}
+
+/// Plain HTTP with the default limits (what the flags default to).
+impl Default for HttpArgs {
+    fn default() -> Self {
+        HttpArgs {
+            tls_cert: None,
+            tls_key: None,
+            header_timeout_secs: Self::DEFAULT_HEADER_TIMEOUT_SECS,
+            request_timeout_secs: Self::DEFAULT_REQUEST_TIMEOUT_SECS,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// PEM files for an `mqtts://` --mqtt.

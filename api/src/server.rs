@@ -1,13 +1,15 @@
 //! Wiring: store, ingest, MQTT (external or embedded broker), HTTP; ordered shutdown.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::broker::EmbeddedBroker;
 use crate::broker_auth;
 use crate::cli::ServeArgs;
-use crate::http::{router, AppState};
+use crate::http::listener::Limits;
+use crate::http::AppState;
 use crate::ingest::Ingestor;
 use crate::metrics::Metrics;
 use crate::mqtt::MqttSettings;
@@ -47,6 +49,10 @@ pub async fn serve(args: ServeArgs, shutdown: impl std::future::Future<Output = 
         Some(format!("mqtt://{}:{password}@{addr}", broker_auth::IOC_USERNAME))
     };
     let ingestor = Ingestor::new(store, metrics);
+    let tls = match (&args.http.tls_cert, &args.http.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::http::tls::acceptor(cert, key)?),
+        _ => None,
+    };
     // Bind before ingest starts: when the port is taken, nothing runs on in the background.
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -64,9 +70,20 @@ pub async fn serve(args: ServeArgs, shutdown: impl std::future::Future<Output = 
         None => None,
     };
 
-    let state = Arc::new(AppState { ingestor, snapshots });
-    tracing::info!("ioc-api listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    let (http_stop_tx, http_stopping) = tokio::sync::watch::channel(false);
+    let state = Arc::new(AppState { ingestor, snapshots, tls: tls.is_some(), http_stopping });
+    let app = crate::http::app(state, Duration::from_secs(args.http.request_timeout_secs));
+    let limits = Limits {
+        header_timeout: Duration::from_secs(args.http.header_timeout_secs),
+        max_connections: usize::try_from(args.http.max_connections).unwrap_or(usize::MAX),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("ioc-api listening on {scheme}://{}", listener.local_addr()?);
+    let http_stop = async move {
+        shutdown.await;
+        let _ = http_stop_tx.send(true);
+    };
+    crate::http::listener::run(listener, app, tls, limits, http_stop).await;
     let _ = stop_tx.send(true);
     if let Some(t) = mqtt_task {
         let _ = t.await;

@@ -1,6 +1,7 @@
 // End-to-end: the operator dashboard in headless Chromium (Debian's package) driven by
 // playwright-core. Loads the page, sees a live incident arrive (pushed by an "agent" over the
-// HTTP API while the page is open), acknowledges it through the UI, takes a screenshot.
+// HTTP API while the page is open), acknowledges it through the UI, takes a screenshot, opens
+// the API docs page; fails on any page error or Content-Security-Policy violation.
 //
 // Env: IOC_URL, OPERATOR_KEY, AGENT_KEY, SNAPSHOT_JPEG (a JPEG file), SCREENSHOT (PNG out).
 // Without AGENT_KEY it only loads the page and takes the screenshot (used for the README).
@@ -35,8 +36,11 @@ try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 950 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
+  // Chromium reports what the Content-Security-Policy blocked (inline style, script, …) here.
+  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) errors.push(`CSP violation: ${m.text()}`); });
   page.on('dialog', (d) => d.accept('Checked on camera: vehicle broken down, patrol sent'));
-  await page.goto(`${IOC_URL}/#key=${OPERATOR_KEY}`);
+  const loaded = await page.goto(`${IOC_URL}/#key=${OPERATOR_KEY}`);
+  if (!loaded.headers()['content-security-policy']) fail('the dashboard is served without a Content-Security-Policy');
   await page.waitForSelector('#app:not(.hidden)', { timeout: 15000 });
   await page.waitForSelector('#live.on', { timeout: 15000 });
 
@@ -73,6 +77,9 @@ try {
   }
   await page.waitForTimeout(500);
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  // The API docs page renders under the same policy.
+  await page.goto(`${IOC_URL}/api/v1/docs`);
+  await page.waitForSelector('#docs section.op', { timeout: 10000 });
   if (errors.length) fail(`JavaScript errors on the page: ${errors.join('; ')}`);
 } finally {
   await browser.close();

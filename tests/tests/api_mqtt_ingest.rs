@@ -212,6 +212,7 @@ impl Config {
             mqtt_share_group: self.share_group.clone(),
             mqtt_tls: Default::default(),
             mqtt_password_file: None,
+            http: Default::default(),
         }
     }
 

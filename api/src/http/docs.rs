@@ -61,3 +61,8 @@ pub async fn openapi() -> Json<serde_json::Value> {
 pub async fn page() -> Html<&'static str> {
     Html(include_str!("../../assets/docs.html"))
 }
+
+/// The docs page's script (a file of its own: the Content-Security-Policy allows no inline script).
+pub async fn script() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../../assets/docs.js"))
+}

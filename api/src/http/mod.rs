@@ -9,11 +9,17 @@ mod events;
 mod extract;
 mod incidents;
 mod keys;
+pub mod listener;
+pub mod security;
 mod stream;
+pub mod tls;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
+use axum::BoxError;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,6 +35,10 @@ pub use auth::Caller;
 pub struct AppState {
     pub ingestor: Ingestor,
     pub snapshots: SnapshotStore,
+    /// This server terminates TLS itself (`--tls-cert`): responses carry HSTS.
+    pub tls: bool,
+    /// Turns true when the HTTP server starts stopping: live streams end then.
+    pub http_stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -44,6 +54,7 @@ pub enum ApiError {
     NotFound(String),
     Conflict(String),
     PayloadTooLarge(String),
+    RequestTimeout(String),
     Internal(String),
 }
 
@@ -54,7 +65,7 @@ pub struct ErrorBody {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// bad_request, unauthorized, forbidden, not_found, conflict, payload_too_large, internal.
+    /// bad_request, unauthorized, forbidden, not_found, conflict, payload_too_large, request_timeout, internal.
     pub code: String,
     pub message: String,
 }
@@ -68,6 +79,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
+            ApiError::RequestTimeout(m) => (StatusCode::REQUEST_TIMEOUT, "request_timeout", m),
             ApiError::Internal(m) => {
                 tracing::error!("internal error: {m}");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error (see the server log)".to_owned())
@@ -84,6 +96,20 @@ impl From<StoreError> for ApiError {
             e => ApiError::Internal(e.to_string()),
         }
     }
+}
+
+/// What the listener serves: the routes, each request bounded by `request_timeout` (408 JSON;
+/// a live stream only until its response starts), every response with the security headers.
+pub fn app(state: SharedState, request_timeout: Duration) -> Router {
+    let tls = state.tls;
+    let timed = router(state).layer(
+        tower::ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(move |_: BoxError| async move {
+                ApiError::RequestTimeout(format!("the request took longer than {} s", request_timeout.as_secs()))
+            }))
+            .layer(tower::timeout::TimeoutLayer::new(request_timeout)),
+    );
+    security::apply(timed, tls)
 }
 
 pub fn router(state: SharedState) -> Router {
@@ -114,6 +140,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/", get(dashboard))
         .route("/assets/app.js", get(asset_js))
         .route("/assets/style.css", get(asset_css))
+        .route("/assets/docs.js", get(docs::script))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

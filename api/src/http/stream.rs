@@ -47,6 +47,7 @@ pub async fn stream(
     let kinds = parse_types(&q.kind)?;
     let incident_kind = q.incident_kind.clone();
     let rx = state.ingestor.subscribe();
+    let mut stopping = state.http_stopping.clone();
     let stream = BroadcastStream::new(rx).filter_map(move |item| {
         let out = match item {
             Ok(e) => {
@@ -59,6 +60,10 @@ pub async fn stream(
             Err(BroadcastStreamRecvError::Lagged(n)) => Some(Ok(SseEvent::default().event("lagged").data(n.to_string()))),
         };
         std::future::ready(out)
+    });
+    // Ends when the server stops, so an open dashboard does not hold the shutdown up.
+    let stream = stream.take_until(async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
