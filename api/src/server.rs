@@ -7,6 +7,7 @@ use anyhow::Context;
 use crate::broker::EmbeddedBroker;
 use crate::broker_auth;
 use crate::cli::ServeArgs;
+use crate::http::throttle::{LoginThrottle, ThrottlePolicy};
 use crate::http::{router, AppState};
 use crate::ingest::Ingestor;
 use crate::metrics::Metrics;
@@ -63,9 +64,18 @@ pub async fn serve(args: ServeArgs, shutdown: impl std::future::Future<Output = 
         None => None,
     };
 
-    let state = Arc::new(AppState { ingestor, snapshots });
+    let state = Arc::new(AppState {
+        ingestor,
+        snapshots,
+        // Plain HTTP here; a TLS listener sets this (the session cookie becomes `Secure`).
+        tls: false,
+        sessions: args.sessions.policy(),
+        throttle: LoginThrottle::new(ThrottlePolicy::default()),
+    });
     tracing::info!("ioc-api listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    // The peer address reaches the handlers (login throttling per address).
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     let _ = stop_tx.send(true);
     if let Some(t) = mqtt_task {
         let _ = t.await;

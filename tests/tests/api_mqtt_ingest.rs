@@ -211,6 +211,7 @@ impl Config {
             mqtt_client_id: Some(self.client_id.clone()),
             mqtt_share_group: self.share_group.clone(),
             mqtt_tls: Default::default(),
+            sessions: Default::default(),
         }
     }
 

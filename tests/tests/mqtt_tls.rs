@@ -445,6 +445,7 @@ async fn ioc_api_ingests_over_tls_with_ca_client_certificate_and_password() {
         no_mqtt: false,
         mqtt_client_id: Some("ioc-tls".into()),
         mqtt_share_group: "ioc-api".into(),
+        sessions: Default::default(),
     };
     let db_url = args.db.url();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -9,7 +9,10 @@ mod events;
 mod extract;
 mod incidents;
 mod keys;
+pub mod session;
 mod stream;
+pub mod throttle;
+mod users;
 
 use std::sync::Arc;
 
@@ -22,13 +25,18 @@ use serde::Serialize;
 
 use crate::ingest::Ingestor;
 use crate::snapshots::SnapshotStore;
-use crate::store::StoreError;
+use crate::store::{SessionPolicy, StoreError};
+use throttle::LoginThrottle;
 
-pub use auth::Caller;
+pub use auth::{Caller, Principal};
 
 pub struct AppState {
     pub ingestor: Ingestor,
     pub snapshots: SnapshotStore,
+    /// Served over TLS: the session cookie is then `Secure` with the `__Host-` prefix.
+    pub tls: bool,
+    pub sessions: SessionPolicy,
+    pub throttle: LoginThrottle,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -44,6 +52,8 @@ pub enum ApiError {
     NotFound(String),
     Conflict(String),
     PayloadTooLarge(String),
+    /// 429 with `Retry-After` (seconds).
+    TooManyRequests { message: String, retry_after_secs: u64 },
     Internal(String),
 }
 
@@ -54,7 +64,8 @@ pub struct ErrorBody {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// bad_request, unauthorized, forbidden, not_found, conflict, payload_too_large, internal.
+    /// bad_request, unauthorized, forbidden, not_found, conflict, payload_too_large,
+    /// too_many_requests, internal.
     pub code: String,
     pub message: String,
 }
@@ -68,6 +79,10 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
+            ApiError::TooManyRequests { message, retry_after_secs } => {
+                let body = Json(ErrorBody { error: ErrorDetail { code: "too_many_requests".into(), message } });
+                return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, retry_after_secs.to_string())], body).into_response();
+            }
             ApiError::Internal(m) => {
                 tracing::error!("internal error: {m}");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error (see the server log)".to_owned())
@@ -81,6 +96,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Invalid(m) => ApiError::BadRequest(m),
             e => ApiError::Internal(e.to_string()),
         }
     }
@@ -100,12 +116,16 @@ pub fn router(state: SharedState) -> Router {
                 .layer(DefaultBodyLimit::max(crate::snapshots::MAX_SNAPSHOT_BYTES)),
         )
         .route("/cameras", get(cameras::list))
+        .route("/cameras/{site}/{camera}", get(cameras::detail))
         .route("/gaps", get(cameras::gaps))
         .route("/counts", get(counts::counts))
         .route("/stream", get(stream::stream))
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{id}", axum::routing::delete(keys::revoke))
+        .route("/users", get(users::list).post(users::create))
+        .route("/users/{name}", axum::routing::delete(users::disable))
         .route("/audit", get(keys::audit))
+        .route("/session", get(session::whoami).post(session::login).delete(session::logout))
         .route("/openapi.json", get(docs::openapi))
         .route("/docs", get(docs::page))
         .fallback(not_found);
