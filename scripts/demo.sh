@@ -34,6 +34,10 @@ trap cleanup EXIT INT TERM
 OPERATOR_KEY="$("$BIN/ioc-api" keys create --role operator --name demo-operator --data-dir "$OUT/ioc" 2>/dev/null)"
 # The agent's credential: bound to site "demo", valid for MQTT (the broker refuses anyone else).
 AGENT_CREDENTIAL="$("$BIN/ioc-api" agents create --site demo --name demo-edge-01 --data-dir "$OUT/ioc" 2>/dev/null)"
+# A person to sign in on the dashboard (the password goes through a file, never argv).
+DEMO_PASSWORD="$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+(umask 077; printf '%s\n' "$DEMO_PASSWORD" >"$OUT/demo-operator.password")
+"$BIN/ioc-api" users create --name demo --role operator --password-file "$OUT/demo-operator.password" --data-dir "$OUT/ioc" >/dev/null
 setsid "$BIN/ioc-api" serve --listen "$HTTP" --data-dir "$OUT/ioc" --embedded-broker "127.0.0.1:$MQTT_PORT" \
   >"$OUT/ioc-api.log" 2>&1 &
 pids+=($!)
@@ -66,9 +70,9 @@ pids+=($!)
 cat <<EOF
 
   Roadsight demo running.
-  Dashboard:   http://$HTTP/#key=$OPERATOR_KEY
+  Dashboard:   http://$HTTP/   (user demo, password $DEMO_PASSWORD)
   API docs:    http://$HTTP/api/v1/docs
-  Operator key (X-Api-Key): $OPERATOR_KEY
+  Operator key (X-Api-Key, for scripts): $OPERATOR_KEY
   Logs:        $OUT/*.log      Ctrl-C to stop.
 
 EOF

@@ -1,11 +1,19 @@
 // Roadsight IOC dashboard: cameras (grid + map), live incident feed with the operator
 // workflow, line counts per camera. Plain JS against /api/v1; live updates over SSE.
+// People sign in with a user name and password: the server answers with an HttpOnly session
+// cookie, which every request (fetch, EventSource, <img>) carries by itself; no secret is ever
+// put in a URL or in storage this script can read. Requests send X-Requested-With (the
+// server's CSRF check for cookie-authenticated changes).
 'use strict';
 
 const I18N = {
   vi: {
     title: 'Trung tâm điều hành giao thông', offline: 'Mất kết nối', online: 'Trực tuyến', api_docs: 'Tài liệu API',
-    login_title: 'Nhập khóa API của điều hành viên', login: 'Đăng nhập', cameras: 'Camera', incidents: 'Sự cố',
+    login_title: 'Đăng nhập trung tâm điều hành', login: 'Đăng nhập', cameras: 'Camera', incidents: 'Sự cố',
+    user_name: 'Tên đăng nhập', password: 'Mật khẩu', logout: 'Đăng xuất',
+    bad_login: 'Sai tên đăng nhập hoặc mật khẩu', throttled: 'Đăng nhập sai quá nhiều lần; thử lại sau {s} giây',
+    session_ended: 'Phiên làm việc đã kết thúc; vui lòng đăng nhập lại', login_failed: 'Không đăng nhập được',
+    viewer: 'người xem', operator: 'điều hành viên', admin: 'quản trị viên',
     hide_resolved: 'Ẩn sự cố đã xử lý', counts: 'Lưu lượng (lượt qua vạch, 1 phút)', acknowledge: 'Xác nhận',
     resolve: 'Đã xử lý', note_ack: 'Ghi chú xác nhận:', note_resolve: 'Ghi chú xử lý:',
     stopped_vehicle: 'Xe dừng trên làn', wrong_way: 'Đi ngược chiều', congestion: 'Ùn tắc', speeding: 'Quá tốc độ',
@@ -13,12 +21,16 @@ const I18N = {
     ended: 'đã kết thúc', acknowledged_by: 'Đã xác nhận bởi', resolved_by: 'Đã xử lý bởi', running: 'hoạt động',
     connecting: 'đang kết nối', retrying: 'thử lại', stopped: 'dừng', unknown: 'chưa rõ', last_seen: 'cập nhật',
     missing: 'thiếu', events: 'sự kiện', no_counts: 'Chưa có dữ liệu lưu lượng', no_incidents: 'Không có sự cố',
-    duration: 'thời gian', speed: 'tốc độ', occupancy: 'mật độ', bad_key: 'Khóa không hợp lệ hoặc không có quyền đọc',
+    duration: 'thời gian', speed: 'tốc độ', occupancy: 'mật độ',
     car: 'ô tô', motorcycle: 'xe máy', bus: 'xe buýt', truck: 'xe tải', bicycle: 'xe đạp', person: 'người',
   },
   en: {
     title: 'Traffic Operations Centre', offline: 'Offline', online: 'Live', api_docs: 'API docs',
-    login_title: 'Enter an operator API key', login: 'Sign in', cameras: 'Cameras', incidents: 'Incidents',
+    login_title: 'Sign in to the operations centre', login: 'Sign in', cameras: 'Cameras', incidents: 'Incidents',
+    user_name: 'User name', password: 'Password', logout: 'Sign out',
+    bad_login: 'Wrong user name or password', throttled: 'Too many failed sign-ins; try again in {s} s',
+    session_ended: 'Your session has ended; please sign in again', login_failed: 'Could not sign in',
+    viewer: 'viewer', operator: 'operator', admin: 'administrator',
     hide_resolved: 'Hide resolved incidents', counts: 'Traffic (line crossings per minute)', acknowledge: 'Acknowledge',
     resolve: 'Resolve', note_ack: 'Acknowledgement note:', note_resolve: 'Resolution note:',
     stopped_vehicle: 'Stopped vehicle', wrong_way: 'Wrong way', congestion: 'Congestion', speeding: 'Speeding',
@@ -26,7 +38,7 @@ const I18N = {
     acknowledged_by: 'Acknowledged by', resolved_by: 'Resolved by', running: 'running', connecting: 'connecting',
     retrying: 'retrying', stopped: 'stopped', unknown: 'unknown', last_seen: 'last seen', missing: 'missing',
     events: 'events', no_counts: 'No counts yet', no_incidents: 'No incidents', duration: 'duration', speed: 'speed',
-    occupancy: 'occupancy', bad_key: 'Unknown key, or it may not read',
+    occupancy: 'occupancy',
     car: 'car', motorcycle: 'motorcycle', bus: 'bus', truck: 'truck', bicycle: 'bicycle', person: 'person',
   },
 };
@@ -34,10 +46,11 @@ const CLASS_COLORS = { car: '#4e9af1', motorcycle: '#f5a623', bus: '#7ed321', tr
 
 const state = {
   lang: localStorage.getItem('roadsight.lang') || 'vi',
-  key: null,
+  user: null,
   cameras: [],
   incidents: new Map(),
   source: null,
+  refresh: null,
 };
 
 const t = (k) => (I18N[state.lang] && I18N[state.lang][k]) || k;
@@ -53,13 +66,18 @@ function applyI18n() {
 async function api(path, options = {}) {
   const res = await fetch('/api/v1' + path, {
     ...options,
-    headers: { 'X-Api-Key': state.key, 'Content-Type': 'application/json', ...(options.headers || {}) },
+    credentials: 'same-origin',
+    headers: { 'X-Requested-With': 'roadsight', 'Content-Type': 'application/json', ...(options.headers || {}) },
   });
   if (!res.ok) {
     let message = res.statusText;
     try { message = (await res.json()).error.message; } catch (_) { /* not JSON */ }
-    const err = new Error(message); err.status = res.status; throw err;
+    const err = new Error(message); err.status = res.status; err.retryAfter = res.headers.get('retry-after');
+    // A signed-in page whose session ended (expired, signed out elsewhere, user disabled).
+    if (res.status === 401 && state.user && path !== '/session') signedOut(t('session_ended'));
+    throw err;
   }
+  if (res.status === 204) return null;
   return res.headers.get('content-type')?.includes('json') ? res.json() : res.text();
 }
 
@@ -145,7 +163,7 @@ function renderIncidents() {
     if (i.resolved_ms) li.classList.add('resolved');
     const img = li.querySelector('.thumb');
     if (i.snapshot_id) {
-      img.src = `/api/v1/snapshots/${i.snapshot_id}?key=${encodeURIComponent(state.key)}`;
+      img.src = `/api/v1/snapshots/${encodeURIComponent(i.snapshot_id)}`;
       img.onerror = () => { img.classList.add('missing'); };
       img.onclick = () => window.open(img.src, '_blank');
     } else {
@@ -162,6 +180,8 @@ function renderIncidents() {
     li.querySelector('.workflow').textContent = wf.join(' — ');
     li.querySelector('.ack').disabled = !!i.acknowledged_ms;
     li.querySelector('.resolve').disabled = !!i.resolved_ms;
+    // Viewers read only: the workflow buttons are for operators and admins.
+    if (!canAct()) li.querySelector('.actions').classList.add('hidden');
     li.querySelector('.ack').onclick = () => workflow(i.incident_id, 'acknowledge', t('note_ack'));
     li.querySelector('.resolve').onclick = () => workflow(i.incident_id, 'resolve', t('note_resolve'));
     feed.appendChild(li);
@@ -244,7 +264,8 @@ async function refreshCounts(cameraId) {
 // ---------- live ----------
 function connectLive() {
   if (state.source) state.source.close();
-  const src = new EventSource(`/api/v1/stream?key=${encodeURIComponent(state.key)}`);
+  // Same origin: EventSource sends the session cookie.
+  const src = new EventSource('/api/v1/stream');
   state.source = src;
   const live = $('#live');
   src.onopen = () => { live.className = 'pill on'; live.textContent = t('online'); };
@@ -262,35 +283,88 @@ function connectLive() {
   src.addEventListener('lagged', () => { loadIncidents(); loadCameras(); });
 }
 
-async function start(key) {
-  state.key = key;
-  try {
-    await loadCameras();
-  } catch (e) {
-    $('#login').classList.remove('hidden');
-    $('#app').classList.add('hidden');
-    $('#login-error').textContent = `${t('bad_key')} (${e.message})`;
-    return;
-  }
-  localStorage.setItem('roadsight.key', key);
-  $('#login').classList.add('hidden');
-  $('#app').classList.remove('hidden');
-  await loadIncidents();
-  connectLive();
-  setInterval(loadCameras, 15000);
+const canAct = () => !!state.user && (state.user.role === 'operator' || state.user.role === 'admin');
+
+function showLogin(message) {
+  $('#app').classList.add('hidden');
+  $('#whoami').classList.add('hidden');
+  $('#logout').classList.add('hidden');
+  $('#login').classList.remove('hidden');
+  $('#login-error').textContent = message || '';
+  $('#login-name').focus();
 }
 
-document.addEventListener('DOMContentLoaded', () => {
+function signedOut(message) {
+  if (state.source) { state.source.close(); state.source = null; }
+  if (state.refresh) { clearInterval(state.refresh); state.refresh = null; }
+  state.user = null;
+  state.cameras = [];
+  state.incidents.clear();
+  const live = $('#live');
+  live.className = 'pill off'; live.textContent = t('offline');
+  showLogin(message);
+}
+
+function renderWhoami() {
+  const u = state.user;
+  if (!u) return;
+  $('#whoami').textContent = `${u.name} · ${t(u.role)}` + (u.sites ? ` · ${u.sites.join(', ')}` : '');
+}
+
+async function enter(user) {
+  state.user = user;
+  $('#login').classList.add('hidden');
+  $('#login-error').textContent = '';
+  $('#login-password').value = '';
+  renderWhoami();
+  $('#whoami').classList.remove('hidden');
+  $('#logout').classList.remove('hidden');
+  $('#app').classList.remove('hidden');
+  try {
+    await loadCameras();
+    await loadIncidents();
+  } catch (e) {
+    if (e.status !== 401) $('#login-error').textContent = e.message;
+    return;
+  }
+  connectLive();
+  if (!state.refresh) state.refresh = setInterval(() => loadCameras().catch(() => {}), 15000);
+}
+
+async function signIn(name, password) {
+  $('#login-error').textContent = '';
+  try {
+    const user = await api('/session', { method: 'POST', body: JSON.stringify({ name, password }) });
+    await enter(user);
+  } catch (e) {
+    if (e.status === 401) $('#login-error').textContent = t('bad_login');
+    else if (e.status === 429) $('#login-error').textContent = t('throttled').replace('{s}', e.retryAfter || '?');
+    else $('#login-error').textContent = `${t('login_failed')} (${e.message})`;
+  }
+}
+
+async function signOut() {
+  try { await api('/session', { method: 'DELETE' }); } catch (_) { /* signed out anyway */ }
+  signedOut('');
+}
+
+document.addEventListener('DOMContentLoaded', async () => {
   applyI18n();
+  // Keys are for machines; older versions kept one here or in a #key= link: forget both.
+  localStorage.removeItem('roadsight.key');
+  if (location.hash.includes('key=')) history.replaceState(null, '', location.pathname);
   $('#lang').onclick = () => {
     state.lang = state.lang === 'vi' ? 'en' : 'vi';
     localStorage.setItem('roadsight.lang', state.lang);
-    applyI18n(); renderCameras(); renderIncidents(); state.cameras.forEach((c) => refreshCounts(c.camera_id));
+    applyI18n(); renderWhoami(); renderCameras(); renderIncidents(); state.cameras.forEach((c) => refreshCounts(c.camera_id));
   };
   $('#hide-resolved').onchange = renderIncidents;
-  $('#login-form').onsubmit = (ev) => { ev.preventDefault(); start($('#key-input').value.trim()); };
-  const fromHash = new URLSearchParams(location.hash.slice(1)).get('key');
-  if (fromHash) history.replaceState(null, '', location.pathname);
-  const key = fromHash || localStorage.getItem('roadsight.key');
-  if (key) start(key); else $('#login').classList.remove('hidden');
+  $('#logout').onclick = signOut;
+  $('#login-form').onsubmit = (ev) => {
+    ev.preventDefault();
+    signIn($('#login-name').value.trim(), $('#login-password').value);
+  };
+  let user = null;
+  try { user = await api('/session'); } catch (_) { /* not signed in */ }
+  if (user && user.kind === 'user') await enter(user); else showLogin('');
 });

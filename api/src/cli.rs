@@ -1,4 +1,4 @@
-//! Command line: `ioc-api serve …`, `ioc-api keys create|list|revoke …`.
+//! Command line: `ioc-api serve …`, `ioc-api users|keys|agents …`, `ioc-api broker export`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,7 +19,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
-    /// Manage API keys (directly in the database).
+    /// Manage the people who sign in on the dashboard (directly in the database).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Manage API keys for machines and integrations (directly in the database).
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
@@ -34,6 +39,40 @@ pub enum Command {
     Broker {
         #[command(subcommand)]
         command: BrokerCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user. The password is read from --password-file, or else from the first line
+    /// of standard input (never a command-line argument: process listings show those).
+    Create {
+        /// Sign-in name (letters, digits, '-', '_', '.', '@'); the audit trail shows it.
+        #[arg(long)]
+        name: String,
+        /// viewer reads; operator also acknowledges and resolves incidents; admin also
+        /// manages users, agents and keys.
+        #[arg(long, value_parser = ["viewer", "operator", "admin"])]
+        role: String,
+        /// Limit the user to these sites (comma-separated; default: every site).
+        #[arg(long, value_delimiter = ',')]
+        sites: Vec<String>,
+        /// File holding the password (its first line).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List users (never their password hashes).
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Disable a user: their sessions end at once and they can no longer sign in.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
     },
 }
 
@@ -132,6 +171,31 @@ pub struct ServeArgs {
     pub mqtt_share_group: String,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub sessions: SessionArgs,
+}
+
+/// How long a dashboard session lasts.
+#[derive(Debug, clap::Args, Clone)]
+pub struct SessionArgs {
+    /// A dashboard session ends after this many seconds without a request…
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u32).range(1..))]
+    pub session_idle: u32,
+    /// …and this many seconds after sign-in at the latest.
+    #[arg(long, value_name = "SECONDS", default_value_t = 43_200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub session_lifetime: u32,
+}
+
+impl Default for SessionArgs {
+    fn default() -> Self {
+        SessionArgs { session_idle: 3600, session_lifetime: 43_200 }
+    }
+}
+
+impl SessionArgs {
+    pub fn policy(&self) -> crate::store::SessionPolicy {
+        crate::store::SessionPolicy { idle_ms: i64::from(self.session_idle) * 1000, lifetime_ms: i64::from(self.session_lifetime) * 1000 }
+    }
 }
 
 /// HTTP listener: TLS and limits for slow or greedy clients.
@@ -195,7 +259,7 @@ pub struct MqttTlsArgs {
 pub enum KeysCommand {
     /// Create a key and print its secret once.
     Create {
-        #[arg(long, value_parser = ["agent", "operator", "admin"])]
+        #[arg(long, value_parser = ["agent", "viewer", "operator", "admin"])]
         role: String,
         #[arg(long)]
         name: String,

@@ -1,11 +1,11 @@
-//! The administrative subcommands (`keys`, `agents`, `broker export`): they work on the
-//! database directly, so they run with or without a server.
+//! The administrative subcommands (`users`, `keys`, `agents`, `broker export`): they work on
+//! the database directly, so they run with or without a server.
 
 use std::path::Path;
 
 use anyhow::Context;
 
-use crate::cli::{AgentsCommand, BrokerCommand, DbArgs, KeysCommand};
+use crate::cli::{AgentsCommand, BrokerCommand, DbArgs, KeysCommand, UsersCommand};
 use crate::store::{Role, Store};
 
 async fn open(db: &DbArgs) -> anyhow::Result<Store> {
@@ -29,6 +29,53 @@ pub fn check_agent_name(name: &str) -> anyhow::Result<()> {
 pub fn check_sites(sites: &[String]) -> anyhow::Result<()> {
     for s in sites {
         crate::ingest::check_id("site", s).map_err(|e| anyhow::anyhow!("--sites: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The password of `users create`: the first line of `file`, or of standard input.
+fn read_password(file: Option<&Path>) -> anyhow::Result<String> {
+    let text = match file {
+        Some(f) => std::fs::read_to_string(f).with_context(|| format!("reading the password file {}", f.display()))?,
+        None => {
+            use std::io::IsTerminal as _;
+            if std::io::stdin().is_terminal() {
+                eprintln!("password (one line; it is not echoed only if your terminal hides it — prefer --password-file):");
+            }
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+            line
+        }
+    };
+    let password = text.lines().next().unwrap_or("").trim_end_matches('\r').to_owned();
+    let source = file.map_or_else(|| "standard input".to_owned(), |f| f.display().to_string());
+    crate::store::check_password(&password).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+    Ok(password)
+}
+
+pub async fn users(command: UsersCommand) -> anyhow::Result<()> {
+    match command {
+        UsersCommand::Create { name, role, sites, password_file, db } => {
+            let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("unknown role {role}"))?;
+            crate::store::check_user_name(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+            check_sites(&sites)?;
+            let password = read_password(password_file.as_deref())?;
+            let scope = (!sites.is_empty()).then_some(sites.as_slice());
+            let user = open(&db).await?.create_user(&name, role, scope, &password, "cli").await?;
+            let scope = user.sites.map_or_else(|| "all sites".to_owned(), |s| format!("sites {}", s.join(",")));
+            println!("created user {} (role {}, {scope})", user.name, role.as_str());
+        }
+        UsersCommand::List { db } => {
+            for u in open(&db).await?.list_users().await? {
+                let state = if u.disabled_ms.is_some() { "disabled" } else { "enabled" };
+                let sites = u.sites.map_or_else(|| "all sites".to_owned(), |s| s.join(","));
+                println!("{:<24} {:<8} {:<8} {}", u.name, u.role.as_str(), state, sites);
+            }
+        }
+        UsersCommand::Disable { name, db } => {
+            anyhow::ensure!(open(&db).await?.disable_user(&name, "cli").await?, "no enabled user {name}");
+            println!("disabled {name}; their sessions have ended");
+        }
     }
     Ok(())
 }

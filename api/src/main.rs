@@ -32,6 +32,7 @@ async fn shutdown_signal() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => ioc_api::server::serve(args, shutdown_signal()).await,
+        Command::Users { command } => commands::users(command).await,
         Command::Keys { command } => commands::keys(command).await,
         Command::Agents { command } => commands::agents(command).await,
         Command::Broker { command } => commands::broker(command).await,

@@ -10,6 +10,7 @@ use crate::broker_auth;
 use crate::cli::ServeArgs;
 use crate::http::listener::Limits;
 use crate::http::AppState;
+use crate::http::throttle::{LoginThrottle, ThrottlePolicy};
 use crate::ingest::Ingestor;
 use crate::metrics::Metrics;
 use crate::mqtt::MqttSettings;
@@ -71,7 +72,14 @@ pub async fn serve(args: ServeArgs, shutdown: impl std::future::Future<Output = 
     };
 
     let (http_stop_tx, http_stopping) = tokio::sync::watch::channel(false);
-    let state = Arc::new(AppState { ingestor, snapshots, tls: tls.is_some(), http_stopping });
+    let state = Arc::new(AppState {
+        ingestor,
+        snapshots,
+        tls: tls.is_some(),
+        http_stopping,
+        sessions: args.sessions.policy(),
+        throttle: LoginThrottle::new(ThrottlePolicy::default()),
+    });
     let app = crate::http::app(state, Duration::from_secs(args.http.request_timeout_secs));
     let limits = Limits {
         header_timeout: Duration::from_secs(args.http.header_timeout_secs),

@@ -1,17 +1,20 @@
 // End-to-end: the operator dashboard in headless Chromium (Debian's package) driven by
-// playwright-core. Loads the page, sees a live incident arrive (pushed by an "agent" over the
-// HTTP API while the page is open), acknowledges it through the UI, takes a screenshot, opens
-// the API docs page; fails on any page error or Content-Security-Policy violation.
+// playwright-core. Signs in with a user name and password (a wrong password first: the error
+// is shown), sees a live incident arrive (pushed by an agent over the HTTP API while the page
+// is open), acknowledges it through the UI, checks that the audit trail names the user, that
+// the session cookie is HttpOnly/SameSite=Strict and that no request URL ever held a secret
+// (the password, the session token, the agent's key), takes a screenshot, signs out. Fails on any page error or
+// Content-Security-Policy violation, and renders the API docs page under the same policy.
 //
-// Env: IOC_URL, OPERATOR_KEY, AGENT_KEY, SNAPSHOT_JPEG (a JPEG file), SCREENSHOT (PNG out).
-// Without AGENT_KEY it only loads the page and takes the screenshot (used for the README).
+// Env: IOC_URL, USER_NAME, USER_PASSWORD, AGENT_KEY, SNAPSHOT_JPEG (a JPEG file), SCREENSHOT
+// (PNG out). Without AGENT_KEY it only signs in and takes the screenshot (used for the README).
 import { chromium } from 'playwright-core';
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 
-const { IOC_URL, OPERATOR_KEY, AGENT_KEY, SNAPSHOT_JPEG, SCREENSHOT } = process.env;
+const { IOC_URL, USER_NAME, USER_PASSWORD, AGENT_KEY, SNAPSHOT_JPEG, SCREENSHOT } = process.env;
 const fail = (msg) => { console.error(`dashboard e2e: ${msg}`); process.exit(1); };
-if (!IOC_URL || !OPERATOR_KEY || !SCREENSHOT) fail('IOC_URL, OPERATOR_KEY and SCREENSHOT are required');
+if (!IOC_URL || !USER_NAME || !USER_PASSWORD || !SCREENSHOT) fail('IOC_URL, USER_NAME, USER_PASSWORD and SCREENSHOT are required');
 
 async function agent(method, path, body, contentType = 'application/json') {
   const res = await fetch(`${IOC_URL}/api/v1${path}`, {
@@ -39,10 +42,29 @@ try {
   // Chromium reports what the Content-Security-Policy blocked (inline style, script, …) here.
   page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) errors.push(`CSP violation: ${m.text()}`); });
   page.on('dialog', (d) => d.accept('Checked on camera: vehicle broken down, patrol sent'));
-  const loaded = await page.goto(`${IOC_URL}/#key=${OPERATOR_KEY}`);
+  const urls = [];
+  page.on('request', (r) => urls.push(r.url()));
+  const loaded = await page.goto(`${IOC_URL}/`);
   if (!loaded.headers()['content-security-policy']) fail('the dashboard is served without a Content-Security-Policy');
+  await page.waitForSelector('#login:not(.hidden)', { timeout: 15000 });
+  await page.fill('#login-name', USER_NAME);
+  await page.fill('#login-password', `${USER_PASSWORD}-wrong`);
+  await page.click('#login-form button[type=submit]');
+  await page.waitForFunction(() => document.querySelector('#login-error').textContent.length > 0, null, { timeout: 15000 });
+  await page.fill('#login-password', USER_PASSWORD);
+  await page.click('#login-form button[type=submit]');
   await page.waitForSelector('#app:not(.hidden)', { timeout: 15000 });
   await page.waitForSelector('#live.on', { timeout: 15000 });
+  const who = await page.textContent('#whoami');
+  if (!who.includes(USER_NAME)) fail(`the signed-in user is not shown: "${who}"`);
+
+  const cookies = await page.context().cookies();
+  const session = cookies.find((c) => c.name === 'roadsight_session');
+  if (!session) fail(`no session cookie: ${JSON.stringify(cookies.map((c) => c.name))}`);
+  if (!session.httpOnly || session.sameSite !== 'Strict' || session.path !== '/') {
+    fail(`session cookie flags: httpOnly ${session.httpOnly}, sameSite ${session.sameSite}, path ${session.path}`);
+  }
+  if ((await page.evaluate(() => document.cookie)).includes(session.value)) fail('the page script can read the session token');
 
   if (AGENT_KEY) {
     const now = Date.now();
@@ -71,16 +93,37 @@ try {
     await page.click(`${item} button.ack`);
     await page.waitForSelector(`${item}.acknowledged`, { timeout: 10000 });
     const text = await page.textContent(`${item} .workflow`);
-    if (!text.includes('patrol sent')) fail(`acknowledgement note not shown: "${text}"`);
+    if (!text.includes('patrol sent') || !text.includes(`user ${USER_NAME}`)) fail(`acknowledgement not shown with its user: "${text}"`);
     await page.waitForSelector('.chart svg rect', { timeout: 10000 });
-    console.log(JSON.stringify({ incident_id: incidentId }));
+    // The audit trail, read by the page itself (with its cookie), names the user.
+    const audit = await page.evaluate(async () => (await fetch('/api/v1/audit', { credentials: 'same-origin' })).json());
+    const ack = audit.find((r) => r.action === 'incident.acknowledge' && r.target === incidentId);
+    if (!ack || ack.actor !== `user ${USER_NAME}`) fail(`audit does not name the user: ${JSON.stringify(audit)}`);
+    console.log(JSON.stringify({ incident_id: incidentId, audit_actor: ack.actor }));
   }
   await page.waitForTimeout(500);
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+  // No secret ever went into a URL (fetches, the event stream, snapshot images included).
+  const secrets = [USER_PASSWORD, session.value, AGENT_KEY].filter(Boolean);
+  const leaked = urls.filter((u) => secrets.some((s) => u.includes(s) || u.includes(encodeURIComponent(s))));
+  if (leaked.length) fail(`secrets in request URLs: ${leaked.join(' ')}`);
+  if (!urls.some((u) => u.includes('/api/v1/stream')) || (AGENT_KEY && !urls.some((u) => u.includes('/api/v1/snapshots/')))) {
+    fail(`the stream and the snapshot were requested: ${urls.join(' ')}`);
+  }
+
+  // Sign out: back to the form, and the old session is dead.
+  await page.click('#logout');
+  await page.waitForSelector('#login:not(.hidden)', { timeout: 10000 });
+  const after = await page.evaluate(async () => (await fetch('/api/v1/session', { credentials: 'same-origin' })).status);
+  if (after !== 401) fail(`after signing out GET /api/v1/session answered ${after}`);
+  const replay = await fetch(`${IOC_URL}/api/v1/session`, { headers: { Cookie: `${session.name}=${session.value}` } });
+  if (replay.status !== 401) fail(`the signed-out token still works: ${replay.status}`);
   // The API docs page renders under the same policy.
   await page.goto(`${IOC_URL}/api/v1/docs`);
   await page.waitForSelector('#docs section.op', { timeout: 10000 });
   if (errors.length) fail(`JavaScript errors on the page: ${errors.join('; ')}`);
+  console.log(JSON.stringify({ requests: urls.length }));
 } finally {
   await browser.close();
 }

@@ -213,6 +213,7 @@ impl Config {
             mqtt_tls: Default::default(),
             mqtt_password_file: None,
             http: Default::default(),
+            sessions: Default::default(),
         }
     }
 

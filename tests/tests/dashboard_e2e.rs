@@ -1,8 +1,10 @@
 //! The operator dashboard end to end in headless Chromium (Debian's package, driven by
 //! playwright-core from `tests/e2e/`): a real `ioc-api` process serves the page; the browser
-//! logs in with an operator key, sees a live incident (pushed by an agent key over HTTP while
-//! the page is open) arrive with its snapshot thumbnail, acknowledges it through the UI, sees
-//! the count chart, and takes a screenshot (`target/dashboard-e2e.png`).
+//! signs in as a user made with `ioc-api users create`, sees a live incident (pushed over HTTP
+//! by an agent made with `ioc-api agents create`, while the page is open) arrive with its
+//! snapshot thumbnail, acknowledges it through the UI, checks that the audit trail names the
+//! user and that no request URL held a secret (password, session token, agent key), sees the
+//! count chart, takes a screenshot (`target/dashboard-e2e.png`) and signs out.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -20,17 +22,37 @@ fn ioc_api_bin() -> PathBuf {
     bin
 }
 
-/// `ioc-api keys create` — the way an operator makes keys; prints the secret once.
-fn create_key(data_dir: &Path, role: &str) -> String {
+/// `ioc-api users create`, the password from a file (never the command line).
+fn create_user(data_dir: &Path, name: &str, role: &str, password: &str) {
+    let file = data_dir.with_file_name(format!("{name}.password"));
+    std::fs::write(&file, format!("{password}\n")).expect("password file");
     let o: Output = Command::new(ioc_api_bin())
-        .args(["keys", "create", "--role", role, "--name", &format!("e2e-{role}"), "--sites", "e2e", "--data-dir"])
+        .args(["users", "create", "--name", name, "--role", role, "--password-file"])
+        .arg(&file)
+        .arg("--data-dir")
         .arg(data_dir)
         .output()
-        .expect("running ioc-api keys create");
-    assert!(o.status.success(), "keys create: {}", String::from_utf8_lossy(&o.stderr));
-    let key = String::from_utf8(o.stdout).expect("utf8").trim().to_owned();
-    assert!(!key.is_empty() && !key.contains(char::is_whitespace), "one key printed, got {key:?}");
-    key
+        .expect("running ioc-api users create");
+    assert!(o.status.success(), "users create: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(password) && !String::from_utf8_lossy(&o.stderr).contains(password));
+}
+
+/// `ioc-api agents create`: returns the agent's secret (its MQTT password and HTTP API key).
+fn create_agent(data_dir: &Path, site: &str, name: &str) -> String {
+    let o: Output = Command::new(ioc_api_bin())
+        .args(["agents", "create", "--site", site, "--name", name, "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("running ioc-api agents create");
+    assert!(o.status.success(), "agents create: {}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).expect("utf8");
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("password = \"").and_then(|rest| rest.strip_suffix('"')))
+        .unwrap_or_else(|| panic!("a `password = \"…\"` line in {out:?}"))
+        .to_owned();
+    assert!(!secret.is_empty() && !secret.contains(char::is_whitespace), "{secret:?}");
+    secret
 }
 
 struct Server(Child);
@@ -57,8 +79,10 @@ fn operator_sees_and_acknowledges_a_live_incident() {
     );
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("ioc");
-    let operator = create_key(&data, "operator");
-    let agent = create_key(&data, "agent");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let (user, password) = ("linh.tran", "nhanh-nhu-chop 2026!");
+    create_user(&data, user, "operator", password);
+    let agent = create_agent(&data, "e2e", "agent-e2e");
     let port = free_port();
     let server = Server(
         Command::new(ioc_api_bin())
@@ -78,7 +102,8 @@ fn operator_sees_and_acknowledges_a_live_incident() {
         .arg(e2e.join("dashboard.mjs"))
         .current_dir(&e2e)
         .env("IOC_URL", format!("http://127.0.0.1:{port}"))
-        .env("OPERATOR_KEY", &operator)
+        .env("USER_NAME", user)
+        .env("USER_PASSWORD", password)
         .env("AGENT_KEY", &agent)
         .env("SNAPSHOT_JPEG", &jpeg)
         .env("SCREENSHOT", &screenshot)
@@ -88,6 +113,7 @@ fn operator_sees_and_acknowledges_a_live_incident() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "browser test failed:\n{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout.contains("incident_id"), "the script reports the incident it acknowledged: {stdout}");
+    assert!(stdout.contains(&format!("\"audit_actor\":\"user {user}\"")), "the audit trail names the user: {stdout}");
     let shot = image::open(&screenshot).expect("the screenshot is a PNG");
     assert!(shot.width() >= 1400 && shot.height() >= 900, "full-page screenshot, got {}x{}", shot.width(), shot.height());
 }

@@ -447,6 +447,7 @@ async fn ioc_api_ingests_over_tls_with_ca_client_certificate_and_password() {
         mqtt_share_group: "ioc-api".into(),
         mqtt_password_file: None,
         http: Default::default(),
+        sessions: Default::default(),
     };
     let db_url = args.db.url();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -22,8 +22,6 @@ pub struct CountQuery {
     to: Option<String>,
     /// json (default) or csv.
     format: Option<String>,
-    #[allow(dead_code)]
-    key: Option<String>,
 }
 
 fn bucket_ms(v: &Option<String>) -> Result<i64, ApiError> {
@@ -58,7 +56,7 @@ pub async fn counts(State(state): State<SharedState>, caller: Caller, ApiQuery(q
     let rows = state
         .ingestor
         .store()
-        .counts(bucket, camera.as_deref(), line.as_deref(), time_ms("from", &q.from)?, time_ms("to", &q.to)?)
+        .counts(bucket, camera.as_deref(), line.as_deref(), time_ms("from", &q.from)?, time_ms("to", &q.to)?, caller.scope())
         .await?;
     match q.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(rows).into_response()),

@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{cameras, counts, events, incidents, keys, stream};
+use super::{cameras, counts, events, incidents, keys, session, stream, users};
 
 struct Security;
 
@@ -20,15 +20,18 @@ impl Modify for Security {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Roadsight IOC API", description = "Traffic events from edge agents: ingest, query, live stream, incidents workflow. \
-Authenticate with `Authorization: Bearer <key>` or `X-Api-Key: <key>` (GET endpoints also take `?key=`). \
-Roles: agent (ingest), operator (read, acknowledge, resolve), admin (everything, keys). The event wire schema is `Event`."),
+Machines authenticate with `Authorization: Bearer <key>` or `X-Api-Key: <key>`; people sign in (`POST /api/v1/session`) \
+and send the session cookie, plus `X-Requested-With: roadsight` on requests that change something. Never a secret in a URL. \
+Roles: agent (ingest), viewer (read), operator (read, acknowledge, resolve), admin (everything: users, agents, keys). \
+A key or user limited to some sites sees only those sites; another site's object is 404. The event wire schema is `Event`."),
     paths(events::ingest, events::list, stream::stream, incidents::list, incidents::detail, incidents::acknowledge,
           incidents::resolve, incidents::snapshot, incidents::upload_snapshot, cameras::list, cameras::gaps, counts::counts,
-          keys::list, keys::create, keys::revoke, keys::audit),
+          cameras::detail, keys::list, keys::create, keys::revoke, keys::audit, session::login, session::logout, session::whoami,
+          users::list, users::create, users::disable),
     components(schemas(super::ErrorBody, super::ErrorDetail, crate::store::IngestOutcome, events::EventPage,
                        crate::store::IncidentRow, incidents::WorkflowNote, crate::store::CameraRow, crate::store::GapRow,
                        crate::store::CountRow, crate::store::ApiKey, crate::store::Role, keys::NewKey, keys::CreatedKey,
-                       crate::store::AuditRow)),
+                       crate::store::AuditRow, session::Login, session::Whoami, users::NewUser, crate::store::User)),
     modifiers(&Security)
 )]
 struct ApiDoc;

@@ -68,9 +68,6 @@ pub struct EventQuery {
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
-    /// Accepted for browser clients; see authentication.
-    #[allow(dead_code)]
-    key: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -132,6 +129,7 @@ pub async fn list(
         to_ms: time_ms("to", &q.to)?,
         before: q.cursor.as_deref().map(parse_cursor).transpose()?,
         limit: limit(q.limit, 100)?,
+        scope: caller.sites.clone(),
     };
     let rows = state.ingestor.store().list_events(&filter).await?;
     let next_cursor = (rows.len() == filter.limit as usize)

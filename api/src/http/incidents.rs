@@ -24,8 +24,6 @@ pub struct IncidentQuery {
     from: Option<String>,
     to: Option<String>,
     limit: Option<u32>,
-    #[allow(dead_code)]
-    key: Option<String>,
 }
 
 const KINDS: [&str; 4] = ["stopped_vehicle", "wrong_way", "congestion", "speeding"];
@@ -57,6 +55,7 @@ pub async fn list(
         from_ms: time_ms("from", &q.from)?,
         to_ms: time_ms("to", &q.to)?,
         limit: limit(q.limit, 100)?,
+        scope: caller.sites.clone(),
     };
     Ok(Json(state.ingestor.store().list_incidents(&f).await?))
 }
@@ -66,13 +65,14 @@ fn incident_id(id: &str) -> Result<String, ApiError> {
 }
 
 /// One incident; `snapshot_id` (when `snapshot_available`) is served at `/api/v1/snapshots/{id}`.
+/// Another site's incident is "not found" for a caller limited to some sites.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents",
     responses((status = 200, body = IncidentRow), (status = 404, body = super::ErrorBody)),
     security(("api_key" = [])))]
 pub async fn detail(State(state): State<SharedState>, caller: Caller, Path(id): Path<String>) -> Result<Json<IncidentRow>, ApiError> {
     caller.require(Permission::Read)?;
     let id = incident_id(&id)?;
-    state.ingestor.store().get_incident(&id).await?.map(Json).ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))
+    state.ingestor.store().get_incident(&id, caller.scope()).await?.map(Json).ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -98,7 +98,7 @@ async fn workflow(
     state
         .ingestor
         .store()
-        .incident_workflow(&id, step, &caller.actor(), note)
+        .incident_workflow(&id, step, &caller.actor(), note, caller.scope())
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))
@@ -138,7 +138,7 @@ pub async fn snapshot(State(state): State<SharedState>, caller: Caller, Path(id)
     caller.require(Permission::Read)?;
     let id = incident_id(&id)?;
     let (content_type, path) =
-        state.ingestor.store().snapshot(&id).await?.ok_or_else(|| ApiError::NotFound(format!("no snapshot {id}")))?;
+        state.ingestor.store().snapshot(&id, caller.scope()).await?.ok_or_else(|| ApiError::NotFound(format!("no snapshot {id}")))?;
     let bytes = tokio::fs::read(&path).await.map_err(|e| ApiError::Internal(format!("snapshot file {path}: {e}")))?;
     Ok(([(header::CONTENT_TYPE, content_type)], bytes))
 }

@@ -85,10 +85,12 @@ pub struct AuditQuery {
     limit: Option<u32>,
 }
 
-/// Every mutation (incident workflow, key changes), newest first.
+/// Every mutation (incident workflow, users, keys, sign-ins), newest first; `actor` names the
+/// user ("user alice") or the key ("key name (id)"). A caller limited to some sites sees only
+/// the entries about its sites' incidents.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "admin", params(AuditQuery), responses((status = 200, body = Vec<AuditRow>)),
     security(("api_key" = [])))]
 pub async fn audit(State(state): State<SharedState>, caller: Caller, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Json<Vec<AuditRow>>, ApiError> {
     caller.require(Permission::Read)?;
-    Ok(Json(state.ingestor.store().audit_log(limit(q.limit, 100)?).await?))
+    Ok(Json(state.ingestor.store().audit_log(limit(q.limit, 100)?, caller.scope()).await?))
 }

@@ -44,7 +44,6 @@ pub async fn run(listener: TcpListener, app: Router, tls: Option<TlsAcceptor>, l
     // arrives in one read passes it; the head-size bound catches that.
     http.max_buf_size(MAX_HEAD_BYTES).max_header_size(MAX_HEAD_BYTES);
     let http = Arc::new(http);
-    let service = TowerToHyperService::new(app);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let (abort_tx, abort_rx) = watch::channel(false);
@@ -67,7 +66,9 @@ pub async fn run(listener: TcpListener, app: Router, tls: Option<TlsAcceptor>, l
             },
         };
         let _ = tcp.set_nodelay(true);
-        let (http, service, tls, watcher, mut abort) = (http.clone(), service.clone(), tls.clone(), graceful.watcher(), abort_rx.clone());
+        // The peer's address reaches the handlers (`ConnectInfo`: login throttling per address).
+        let service = TowerToHyperService::new(app.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer))));
+        let (http, tls, watcher, mut abort) = (http.clone(), tls.clone(), graceful.watcher(), abort_rx.clone());
         tokio::spawn(async move {
             let _permit = permit;
             let serve = async {

@@ -11,8 +11,11 @@ mod incidents;
 mod keys;
 pub mod listener;
 pub mod security;
-mod stream;
 pub mod tls;
+pub mod session;
+mod stream;
+pub mod throttle;
+mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,9 +31,10 @@ use serde::Serialize;
 
 use crate::ingest::Ingestor;
 use crate::snapshots::SnapshotStore;
-use crate::store::StoreError;
+use crate::store::{SessionPolicy, StoreError};
+use throttle::LoginThrottle;
 
-pub use auth::Caller;
+pub use auth::{Caller, Principal};
 
 pub struct AppState {
     pub ingestor: Ingestor,
@@ -39,6 +43,8 @@ pub struct AppState {
     pub tls: bool,
     /// Turns true when the HTTP server starts stopping: live streams end then.
     pub http_stopping: tokio::sync::watch::Receiver<bool>,
+    pub sessions: SessionPolicy,
+    pub throttle: LoginThrottle,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -55,6 +61,8 @@ pub enum ApiError {
     Conflict(String),
     PayloadTooLarge(String),
     RequestTimeout(String),
+    /// 429 with `Retry-After` (seconds).
+    TooManyRequests { message: String, retry_after_secs: u64 },
     Internal(String),
 }
 
@@ -65,7 +73,8 @@ pub struct ErrorBody {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// bad_request, unauthorized, forbidden, not_found, conflict, payload_too_large, request_timeout, internal.
+    /// bad_request, unauthorized, forbidden, not_found, conflict, payload_too_large,
+    /// request_timeout, too_many_requests, internal.
     pub code: String,
     pub message: String,
 }
@@ -80,6 +89,10 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
             ApiError::RequestTimeout(m) => (StatusCode::REQUEST_TIMEOUT, "request_timeout", m),
+            ApiError::TooManyRequests { message, retry_after_secs } => {
+                let body = Json(ErrorBody { error: ErrorDetail { code: "too_many_requests".into(), message } });
+                return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, retry_after_secs.to_string())], body).into_response();
+            }
             ApiError::Internal(m) => {
                 tracing::error!("internal error: {m}");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error (see the server log)".to_owned())
@@ -93,6 +106,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Invalid(m) => ApiError::BadRequest(m),
             e => ApiError::Internal(e.to_string()),
         }
     }
@@ -126,12 +140,16 @@ pub fn router(state: SharedState) -> Router {
                 .layer(DefaultBodyLimit::max(crate::snapshots::MAX_SNAPSHOT_BYTES)),
         )
         .route("/cameras", get(cameras::list))
+        .route("/cameras/{site}/{camera}", get(cameras::detail))
         .route("/gaps", get(cameras::gaps))
         .route("/counts", get(counts::counts))
         .route("/stream", get(stream::stream))
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{id}", axum::routing::delete(keys::revoke))
+        .route("/users", get(users::list).post(users::create))
+        .route("/users/{name}", axum::routing::delete(users::disable))
         .route("/audit", get(keys::audit))
+        .route("/session", get(session::whoami).post(session::login).delete(session::logout))
         .route("/openapi.json", get(docs::openapi))
         .route("/docs", get(docs::page))
         .fallback(not_found);

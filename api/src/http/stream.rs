@@ -1,4 +1,6 @@
-//! `GET /api/v1/stream`: Server-Sent Events of new events (same filters as the event list).
+//! `GET /api/v1/stream`: Server-Sent Events of new events (same filters as the event list;
+//! a caller limited to some sites gets only theirs). Browsers authenticate with the session
+//! cookie (`EventSource` sends it), machines with the key header.
 //! Each client reads from a bounded broadcast; one that falls behind skips ahead and gets a
 //! `lagged` event with the number it missed — ingest never waits for it.
 
@@ -27,9 +29,6 @@ pub struct StreamQuery {
     kind: Option<String>,
     /// Incident kind (with type=incident).
     incident_kind: Option<String>,
-    /// The API key (EventSource cannot send headers).
-    #[allow(dead_code)]
-    key: Option<String>,
 }
 
 /// Live events as `text/event-stream`; each SSE `event:` is the event type, `data:` the event JSON.
@@ -46,12 +45,14 @@ pub async fn stream(
     let site = id_param("site", &q.site)?;
     let kinds = parse_types(&q.kind)?;
     let incident_kind = q.incident_kind.clone();
+    let scope = caller.sites.clone();
     let rx = state.ingestor.subscribe();
     let mut stopping = state.http_stopping.clone();
     let stream = BroadcastStream::new(rx).filter_map(move |item| {
         let out = match item {
             Ok(e) => {
-                let wanted = camera.as_ref().is_none_or(|c| *c == e.camera_id)
+                let wanted = crate::store::covers_site(scope.as_deref(), &e.site_id)
+                    && camera.as_ref().is_none_or(|c| *c == e.camera_id)
                     && site.as_ref().is_none_or(|s| *s == e.site_id)
                     && (kinds.is_empty() || kinds.contains(&e.kind))
                     && incident_kind.as_ref().is_none_or(|k| e.incident_kind.as_ref() == Some(k));

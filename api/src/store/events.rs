@@ -37,6 +37,8 @@ pub struct EventFilter {
     /// Continue after this (occurred_ms, event_id), newest first.
     pub before: Option<(i64, String)>,
     pub limit: u32,
+    /// The caller's sites (`None`: every site).
+    pub scope: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -156,6 +158,7 @@ impl Store {
     pub async fn list_events(&self, f: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
         let started = Instant::now();
         let mut q = Filter::default();
+        q.push_sites("site_id", f.scope.as_deref());
         if let Some(s) = &f.site_id {
             q.push("site_id", "=", Value::Text(s.clone()));
         }
@@ -199,15 +202,31 @@ impl Store {
             .collect()
     }
 
-    pub async fn list_cameras(&self) -> Result<Vec<CameraRow>, StoreError> {
+    /// The cameras of the caller's sites (`scope`; `None`: every site).
+    pub async fn list_cameras(&self, scope: Option<&[String]>) -> Result<Vec<CameraRow>, StoreError> {
+        let mut q = Filter::default();
+        q.push_sites("c.site_id", scope);
+        self.cameras_where(q).await
+    }
+
+    /// One camera, if it exists within `scope`.
+    pub async fn camera(&self, site_id: &str, camera_id: &str, scope: Option<&[String]>) -> Result<Option<CameraRow>, StoreError> {
+        let mut q = Filter::default();
+        q.push_sites("c.site_id", scope);
+        q.push("c.site_id", "=", Value::Text(site_id.into()));
+        q.push("c.camera_id", "=", Value::Text(camera_id.into()));
+        Ok(self.cameras_where(q).await?.pop())
+    }
+
+    async fn cameras_where(&self, q: Filter) -> Result<Vec<CameraRow>, StoreError> {
         // PostgreSQL's SUM of BIGINT is NUMERIC, which `sqlx::Any` cannot decode: cast it back.
-        let rows = sqlx::query(
+        let sql = format!(
             "SELECT c.*, (SELECT CAST(COALESCE(SUM(g.to_seq - g.from_seq + 1), 0) AS BIGINT) FROM seq_gaps g \
              WHERE g.site_id = c.site_id AND g.camera_id = c.camera_id) AS missing \
-             FROM cameras c ORDER BY c.site_id, c.camera_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+             FROM cameras c {} ORDER BY c.site_id, c.camera_id",
+            q.where_clause()
+        );
+        let rows = build(sql, q)?.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(CameraRow {
@@ -230,8 +249,9 @@ impl Store {
             .collect()
     }
 
-    pub async fn list_gaps(&self, camera_id: Option<&str>) -> Result<Vec<GapRow>, StoreError> {
+    pub async fn list_gaps(&self, camera_id: Option<&str>, scope: Option<&[String]>) -> Result<Vec<GapRow>, StoreError> {
         let mut q = Filter::default();
+        q.push_sites("site_id", scope);
         if let Some(c) = camera_id {
             q.push("camera_id", "=", Value::Text(c.into()));
         }
@@ -258,11 +278,13 @@ impl Store {
         line_id: Option<&str>,
         from_ms: Option<i64>,
         to_ms: Option<i64>,
+        scope: Option<&[String]>,
     ) -> Result<Vec<CountRow>, StoreError> {
         let started = Instant::now();
         let mut q = Filter::default();
         let bucket = q.bind(Value::Int(bucket_ms));
         q.push("type", "=", Value::Text("line_crossing".into()));
+        q.push_sites("site_id", scope);
         if let Some(c) = camera_id {
             q.push("camera_id", "=", Value::Text(c.into()));
         }

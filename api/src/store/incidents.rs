@@ -45,6 +45,8 @@ pub struct IncidentFilter {
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
     pub limit: u32,
+    /// The caller's sites (`None`: every site).
+    pub scope: Option<Vec<String>>,
 }
 
 fn enum_str<T: Serialize>(v: T) -> String {
@@ -132,6 +134,7 @@ pub enum Workflow {
 impl Store {
     pub async fn list_incidents(&self, f: &IncidentFilter) -> Result<Vec<IncidentRow>, StoreError> {
         let mut q = Filter::default();
+        q.push_sites("i.site_id", f.scope.as_deref());
         if let Some(c) = &f.camera_id {
             q.push("i.camera_id", "=", Value::Text(c.clone()));
         }
@@ -158,23 +161,30 @@ impl Store {
         rows.iter().map(row_to_incident).collect()
     }
 
-    pub async fn get_incident(&self, id: &str) -> Result<Option<IncidentRow>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT_INCIDENTS} WHERE i.incident_id = $1")))
-            .bind(id.to_owned())
-            .fetch_optional(&self.pool)
-            .await?;
+    /// One incident, if it exists within `scope` (`None`: every site).
+    pub async fn get_incident(&self, id: &str, scope: Option<&[String]>) -> Result<Option<IncidentRow>, StoreError> {
+        let mut q = Filter::default();
+        q.push("i.incident_id", "=", Value::Text(id.to_owned()));
+        q.push_sites("i.site_id", scope);
+        let sql = format!("{SELECT_INCIDENTS} {}", q.where_clause());
+        let row = build(sql, q)?.fetch_optional(&self.pool).await?;
         row.as_ref().map(row_to_incident).transpose()
     }
 
     /// Acknowledges or resolves an incident as `actor`, with a note; audited in the same
-    /// transaction. Returns the updated incident, or `None` if it does not exist.
+    /// transaction. Returns the updated incident, or `None` if it does not exist within
+    /// `scope` (an incident never changes site).
     pub async fn incident_workflow(
         &self,
         id: &str,
         step: Workflow,
         actor: &str,
         note: &str,
+        scope: Option<&[String]>,
     ) -> Result<Option<IncidentRow>, StoreError> {
+        if self.get_incident(id, scope).await?.is_none() {
+            return Ok(None);
+        }
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let sql = match step {
@@ -198,7 +208,7 @@ impl Store {
         };
         audit(&mut tx, actor, action, id, Some(note)).await?;
         tx.commit().await?;
-        self.get_incident(id).await
+        self.get_incident(id, scope).await
     }
 
     /// Records a snapshot file (idempotent on `snapshot_id`).
@@ -227,18 +237,24 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// (content type, file path) of a stored snapshot.
-    pub async fn snapshot(&self, snapshot_id: &str) -> Result<Option<(String, String)>, StoreError> {
-        let row = sqlx::query("SELECT content_type, path FROM snapshots WHERE snapshot_id = $1")
-            .bind(snapshot_id.to_owned())
-            .fetch_optional(&self.pool)
-            .await?;
+    /// (content type, file path) of a stored snapshot, if it exists within `scope`.
+    pub async fn snapshot(&self, snapshot_id: &str, scope: Option<&[String]>) -> Result<Option<(String, String)>, StoreError> {
+        let mut q = Filter::default();
+        q.push("snapshot_id", "=", Value::Text(snapshot_id.to_owned()));
+        q.push_sites("site_id", scope);
+        let sql = format!("SELECT content_type, path FROM snapshots {}", q.where_clause());
+        let row = build(sql, q)?.fetch_optional(&self.pool).await?;
         row.map(|r| Ok((get(&r, "content_type")?, get(&r, "path")?))).transpose()
     }
 
-    /// The audit trail, newest first.
-    pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM audit ORDER BY id DESC LIMIT $1").bind(limit as i64).fetch_all(&self.pool).await?;
+    /// The audit trail, newest first. A caller limited to some sites (`scope`) sees only the
+    /// entries about incidents of those sites.
+    pub async fn audit_log(&self, limit: u32, scope: Option<&[String]>) -> Result<Vec<AuditRow>, StoreError> {
+        let mut q = Filter::default();
+        q.push_incident_of_sites("target", scope);
+        let limit = q.bind(Value::Int(limit as i64));
+        let sql = format!("SELECT * FROM audit {} ORDER BY id DESC LIMIT {limit}", q.where_clause());
+        let rows = build(sql, q)?.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(AuditRow {

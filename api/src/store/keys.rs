@@ -7,12 +7,14 @@ use sha2::{Digest, Sha256};
 
 use super::{get, incidents::audit, now_ms, Store, StoreError};
 
-/// What a key may do. `agent` ingests only; `operator` reads and runs the incident workflow;
-/// `admin` also manages keys.
+/// What a key or a user may do. `agent` ingests only (keys only); `viewer` reads; `operator`
+/// also runs the incident workflow (acknowledge, resolve); `admin` also manages users, agents
+/// and keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Agent,
+    Viewer,
     Operator,
     Admin,
 }
@@ -21,6 +23,7 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Agent => "agent",
+            Role::Viewer => "viewer",
             Role::Operator => "operator",
             Role::Admin => "admin",
         }
@@ -29,6 +32,7 @@ impl Role {
     pub fn parse(s: &str) -> Option<Role> {
         match s {
             "agent" => Some(Role::Agent),
+            "viewer" => Some(Role::Viewer),
             "operator" => Some(Role::Operator),
             "admin" => Some(Role::Admin),
             _ => None,
@@ -52,7 +56,7 @@ pub struct ApiKey {
 impl ApiKey {
     /// Whether this key may read or write data of `site`.
     pub fn covers_site(&self, site: &str) -> bool {
-        self.sites.as_ref().is_none_or(|s| s.iter().any(|x| x == site))
+        super::covers_site(self.sites.as_deref(), site)
     }
 }
 
@@ -69,7 +73,7 @@ pub fn hash_key(secret: &str) -> String {
     Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn random_hex(bytes: usize) -> Result<String, StoreError> {
+pub(crate) fn random_hex(bytes: usize) -> Result<String, StoreError> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
@@ -215,7 +219,7 @@ fn row_to_key(r: &sqlx::any::AnyRow) -> Result<ApiKey, StoreError> {
         role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("unknown role {role}")))?,
         created_ms: get(r, "created_ms")?,
         revoked_ms: get(r, "revoked_ms")?,
-        sites: get::<Option<String>>(r, "sites")?.map(|s| s.split(',').map(str::to_owned).collect()),
+        sites: super::parse_sites(get(r, "sites")?),
         mqtt_username: get(r, "mqtt_username")?,
     })
 }

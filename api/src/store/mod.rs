@@ -7,6 +7,7 @@ mod events;
 mod incidents;
 mod keys;
 mod query;
+mod users;
 
 use std::time::Instant;
 
@@ -16,6 +17,7 @@ use sqlx::AnyPool;
 pub use events::{CameraRow, CountRow, EventFilter, GapRow, IngestOutcome, StoredEvent};
 pub use incidents::{AuditRow, IncidentFilter, IncidentRow, Workflow};
 pub use keys::{ApiKey, BrokerUser, Role};
+pub use users::{check_password, check_user_name, hash_password, verify_password, NewSession, SessionPolicy, User, MAX_PASSWORD_BYTES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,6 +31,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Config(String),
+    /// A value given to the store is not acceptable (the message names it).
+    #[error("{0}")]
+    Invalid(String),
     /// The request conflicts with what is stored (e.g. a name already taken).
     #[error("{0}")]
     Conflict(String),
@@ -130,6 +135,16 @@ fn sqlite_url_creating(url: &str) -> Result<String, StoreError> {
         )));
     }
     Ok(if query.is_empty() { format!("{url}?mode=rwc") } else { format!("{url}&mode=rwc") })
+}
+
+/// Whether a site scope (`None`: every site) includes `site`.
+pub fn covers_site(scope: Option<&[String]>, site: &str) -> bool {
+    scope.is_none_or(|s| s.iter().any(|x| x == site))
+}
+
+/// A stored site scope: NULL = every site, else comma-separated site ids.
+pub(crate) fn parse_sites(stored: Option<String>) -> Option<Vec<String>> {
+    stored.map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect())
 }
 
 pub(crate) fn now_ms() -> i64 {

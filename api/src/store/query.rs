@@ -25,12 +25,39 @@ impl Filter {
 
     /// Adds `column IN ($N, …)`.
     pub fn push_in(&mut self, column: &str, values: Vec<Value>) {
+        self.push_list(&format!("{column} IN ({{list}})"), values);
+    }
+
+    /// Adds `template` with `{list}` replaced by one placeholder per value (`$N, …`).
+    pub fn push_list(&mut self, template: &str, values: Vec<Value>) {
         let mut marks = Vec::with_capacity(values.len());
         for v in values {
             self.values.push(v);
             marks.push(format!("${}", self.values.len()));
         }
-        self.clauses.push(format!("{column} IN ({})", marks.join(", ")));
+        self.clauses.push(template.replace("{list}", &marks.join(", ")));
+    }
+
+    /// Limits `column` to a caller's sites (`None`: every site, no clause; an empty scope
+    /// matches nothing).
+    pub fn push_sites(&mut self, column: &str, sites: Option<&[String]>) {
+        match sites {
+            None => {}
+            Some([]) => self.clauses.push("1 = 0".into()),
+            Some(sites) => self.push_in(column, sites.iter().cloned().map(Value::Text).collect()),
+        }
+    }
+
+    /// Limits to rows whose `column` is the id of an incident of the caller's sites.
+    pub fn push_incident_of_sites(&mut self, column: &str, sites: Option<&[String]>) {
+        match sites {
+            None => {}
+            Some([]) => self.clauses.push("1 = 0".into()),
+            Some(sites) => self.push_list(
+                &format!("{column} IN (SELECT incident_id FROM incidents WHERE site_id IN ({{list}}))"),
+                sites.iter().cloned().map(Value::Text).collect(),
+            ),
+        }
     }
 
     /// Adds a clause with two placeholders: `template` holds `{a}` and `{b}`.
