@@ -153,7 +153,7 @@ pub async fn broker(command: BrokerCommand) -> anyhow::Result<()> {
 }
 
 /// The IOC subscriber's MQTT password from `path` (for `serve --mqtt-password-file`).
-pub fn read_password(path: &Path) -> anyhow::Result<String> {
+pub fn read_mqtt_password(path: &Path) -> anyhow::Result<String> {
     let s = std::fs::read_to_string(path).with_context(|| format!("--mqtt-password-file {}", path.display()))?;
     anyhow::ensure!(!s.trim().is_empty(), "--mqtt-password-file {}: the file is empty", path.display());
     Ok(s.trim().to_owned())

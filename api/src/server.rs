@@ -62,7 +62,7 @@ pub async fn serve(args: ServeArgs, shutdown: impl std::future::Future<Output = 
             let client_id = args.mqtt_client_id.clone().unwrap_or_else(|| format!("ioc-api-{}", hostname()));
             let mut settings = MqttSettings::from_url(&url, &client_id, Some(args.mqtt_share_group.clone()), &args.mqtt_tls)?;
             if let Some(file) = &args.mqtt_password_file {
-                let password = crate::commands::read_password(file)?;
+                let password = crate::commands::read_mqtt_password(file)?;
                 let username = settings.broker.credentials.take().map_or_else(|| broker_auth::IOC_USERNAME.to_owned(), |c| c.username);
                 settings.broker.credentials = Some(roadsight_mqtt_link::Credentials { username, password });
             }
