@@ -113,8 +113,14 @@ impl Errors {
 
 pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-    let raw: raw::RawConfig = toml::from_str(&text)
-        .map_err(|e| ConfigError::Syntax { path: path.into(), message: one_line(&e.to_string()) })?;
+    parse(&text, path)
+}
+
+/// Parses and validates `text`, the content of the config file `path` (named in errors; its
+/// folder resolves the relative paths in it).
+pub fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError> {
+    let raw: raw::RawConfig =
+        toml::from_str(text).map_err(|e| ConfigError::Syntax { path: path.into(), message: one_line(&e.to_string()) })?;
     let base = path.parent().unwrap_or(Path::new("."));
     validate(raw, base).map_err(|errors| ConfigError::Invalid { path: path.into(), errors })
 }
