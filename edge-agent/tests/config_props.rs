@@ -253,12 +253,30 @@ impl Mutated {
         let at = path_string(&self.path);
         let parent = path_string(&self.path[..self.path.len() - 1]);
         match err {
-            ConfigError::Syntax { message, .. } => self.leaf().is_none_or(|leaf| message.contains(leaf)),
+            // A new table's own keys may be the ones at fault (its line, or "unknown field `a`").
+            ConfigError::Syntax { message, .. } => {
+                let mut keys: Vec<&str> = self.leaf().into_iter().collect();
+                if let Mutation::Replace(v) | Mutation::AddKey(_, v) = &self.mutation {
+                    table_keys(v, &mut keys);
+                }
+                keys.is_empty() || keys.iter().any(|k| message.contains(k)) || message.contains("missing field `")
+            }
             ConfigError::Invalid { errors, .. } => errors.iter().map(|e| error_path(e)).any(|p| {
                 related(p, &at) || (!parent.is_empty() && related(p, &parent))
             }),
             _ => false,
         }
+    }
+}
+
+fn table_keys<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
+    match v {
+        Value::Table(t) => t.iter().for_each(|(k, child)| {
+            out.push(k);
+            table_keys(child, out);
+        }),
+        Value::Array(a) => a.iter().for_each(|child| table_keys(child, out)),
+        _ => {}
     }
 }
 
