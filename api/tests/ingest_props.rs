@@ -121,7 +121,7 @@ impl Item {
     }
 }
 
-const BATCHES: u32 = 2_000;
+const BATCHES: u32 = 2_100;
 const RAW: u32 = 1_000;
 
 #[test]
