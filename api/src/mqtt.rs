@@ -283,7 +283,7 @@ async fn backoff(delay: &mut Duration, shutdown: &mut watch::Receiver<bool>) -> 
 /// camera is refused rather than stored under it.
 fn event_from(payload: &[u8], site: &str, camera: &str) -> Result<Event, String> {
     let value = serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
-    let e = parse_event(value)?;
+    let e = parse_event(&value).map_err(|e| e.to_string())?;
     if e.site_id != site || e.camera_id != camera {
         return Err(format!(
             "event of camera {}/{} on the topic of camera {site}/{camera}",

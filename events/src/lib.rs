@@ -11,6 +11,9 @@
 //! - `occurred_at` derives from the stream timestamp (`pts_ms`), never from the wall clock at
 //!   processing time, so replaying a clip yields identical events (ids aside).
 
+pub mod decode;
+#[cfg(feature = "proptest")]
+pub mod strategies;
 pub mod topics;
 
 use chrono::{DateTime, Utc};

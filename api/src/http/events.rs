@@ -37,13 +37,13 @@ pub async fn ingest(
     let events = items
         .into_iter()
         .enumerate()
-        .map(|(i, v)| parse_event(v).map_err(|e| ApiError::BadRequest(format!("events[{i}]: {e}"))))
+        .map(|(i, v)| parse_event(&v).map_err(|e| ApiError::BadRequest(format!("events[{i}]: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     for (i, e) in events.iter().enumerate() {
         caller.require_site(&e.site_id, &format!("events[{i}]"))?;
     }
     let outcome = state.ingestor.ingest(events, "http").await.map_err(|e| match e {
-        IngestError::Invalid(m) => ApiError::BadRequest(m),
+        IngestError::Invalid(m) => ApiError::BadRequest(m.to_string()),
         IngestError::Store(s) => s.into(),
     })?;
     Ok(Json(outcome))

@@ -375,7 +375,8 @@ async fn update_camera(tx: &mut Transaction<'static, Any>, e: &Event, received: 
     .fetch_one(&mut **tx)
     .await?;
     let max_seq: i64 = get(&row, "max_seq")?;
-    if seq > max_seq + 1 {
+    // `max_seq` may be i64::MAX (the largest `seq` accepted): `+ 1` would overflow.
+    if seq > max_seq.saturating_add(1) {
         sqlx::query("INSERT INTO seq_gaps (site_id, camera_id, from_seq, to_seq, detected_ms) VALUES ($1, $2, $3, $4, $5)")
             .bind(e.site_id.clone())
             .bind(e.camera_id.clone())

@@ -25,6 +25,8 @@ use rules::{ClassThresholds, DetectionRules, NightProfile};
 /// Default origin of stream time for file sources: replaying a clip gives identical times.
 pub const DEFAULT_FILE_EPOCH: &str = "2020-01-01T00:00:00Z";
 pub const DEFAULT_MODEL: &str = "yolox_nano";
+/// Largest `outbox_max_mb`: 1 TiB.
+pub const MAX_OUTBOX_MB: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -115,8 +117,14 @@ impl Errors {
 
 pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-    let raw: raw::RawConfig = toml::from_str(&text)
-        .map_err(|e| ConfigError::Syntax { path: path.into(), message: one_line(&e.to_string()) })?;
+    parse(&text, path)
+}
+
+/// Parses and validates `text`, the content of the config file `path` (named in errors; its
+/// folder resolves the relative paths in it).
+pub fn parse(text: &str, path: &Path) -> Result<AgentConfig, ConfigError> {
+    let raw: raw::RawConfig =
+        toml::from_str(text).map_err(|e| ConfigError::Syntax { path: path.into(), message: one_line(&e.to_string()) })?;
     let base = path.parent().unwrap_or(Path::new("."));
     validate(raw, base).map_err(|errors| ConfigError::Invalid { path: path.into(), errors })
 }
@@ -194,11 +202,12 @@ pub fn validate(raw: raw::RawConfig, base: &Path) -> Result<AgentConfig, Vec<Str
     let agent_id = raw.agent_id.unwrap_or_else(hostname);
     check_id(&mut errs, "agent_id", &agent_id);
     let outbox_max_bytes = match raw.outbox_max_mb {
-        Some(0) => {
-            errs.add("outbox_max_mb", "must be > 0");
+        Some(mb @ 1..=MAX_OUTBOX_MB) => (mb as i64) << 20,
+        // Beyond it, the byte count would not fit the outbox's signed 64-bit size.
+        Some(mb) => {
+            errs.add("outbox_max_mb", format!("{mb} is outside [1, {MAX_OUTBOX_MB}]"));
             0
         }
-        Some(mb) => (mb as i64) << 20,
         None => 1024 << 20,
     };
     let http_listen = raw.http_listen.as_deref().and_then(|a| {
@@ -231,7 +240,8 @@ fn check_id(errs: &mut Errors, key: &str, id: &str) {
 
 fn check_range<T: PartialOrd + std::fmt::Display + Copy>(errs: &mut Errors, key: &str, v: Option<T>, lo: T, hi: T) -> Option<T> {
     let v = v?;
-    if v < lo || v > hi {
+    // Written so that NaN (TOML's `nan`) is out of range too.
+    if !(v >= lo && v <= hi) {
         errs.add(key, format!("{v} is outside [{lo}, {hi}]"));
     }
     Some(v)
@@ -243,7 +253,8 @@ fn positive_secs(errs: &mut Errors, key: &str, v: Option<f64>) -> Option<Duratio
         errs.add(key, format!("{v} must be a positive number of seconds"));
         return None;
     }
-    Some(Duration::from_secs_f64(v))
+    // A finite number can still be more seconds than a Duration holds (`1e300`).
+    Duration::try_from_secs_f64(v).map_err(|_| errs.add(key, format!("{v} seconds is too long"))).ok()
 }
 
 fn classes(errs: &mut Errors, key: &str, names: Option<Vec<String>>) -> Vec<ObjectClass> {
@@ -642,7 +653,8 @@ fn speeding(errs: &mut Errors, key: &str, s: &raw::RawSpeeding) -> Option<Speedi
     let ground4 = [ground[0], ground[1], ground[2], ground[3]];
     let as_f64 = img4.map(|p| (p.0 as f64, p.1 as f64));
     if roadsight_pipeline::analytics::homography::Homography::from_points(as_f64, ground4).is_none() {
-        errs.add(format!("{key}.image_points"), "degenerate calibration (three points on a line?)");
+        // Either set of points can be the degenerate one: name the table that holds both.
+        errs.add(key, "degenerate calibration: three of image_points or of ground_points_m on a line?");
         return None;
     }
     Some(SpeedingRule {
