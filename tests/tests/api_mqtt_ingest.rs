@@ -15,11 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use ioc_api::cli::{DbArgs, ServeArgs};
 use ioc_api::store::{EventFilter, Role, Store};
 use roadsight_events::topics;
-use roadsight_events::{Event, EventBody, LineCrossing, ObjectClass, ObjectRef, SCHEMA_VERSION};
+use roadsight_events::Event;
 use roadsight_tests::mosquitto::Mosquitto;
 use roadsight_tests::net::free_port;
 use roadsight_tests::postgres::Postgres;
@@ -36,21 +35,7 @@ const SITE: &str = "site-t";
 // Events
 
 fn event(camera: &str, seq: u64) -> Event {
-    Event {
-        schema: SCHEMA_VERSION,
-        event_id: Uuid::now_v7(),
-        seq,
-        site_id: SITE.into(),
-        camera_id: camera.into(),
-        agent_id: "agent-t".into(),
-        occurred_at: Utc::now(),
-        pts_ms: seq * 40,
-        body: EventBody::LineCrossing(LineCrossing {
-            line_id: "stop-line".into(),
-            direction: "northbound".into(),
-            object: ObjectRef { track_id: seq, class: ObjectClass::Car, confidence: 0.9, bbox: [1.0, 2.0, 30.0, 20.0], riders: None },
-        }),
-    }
+    roadsight_tests::events::line_crossing(SITE, camera, "agent-t", seq)
 }
 
 fn events(camera: &str, n: u64) -> Vec<Event> {

@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use common::{repo_root, sample};
 use edge_agent::run::outbox::Outbox;
 use ioc_api::cli::{DbArgs, MqttTlsArgs, ServeArgs};
@@ -28,7 +27,7 @@ use ioc_api::store::{EventFilter, Store};
 use mqtt_kit::{agent_status, events, is_status, serial, AgentProcess, Subscriber, AGENT, CAMERA, CLIP, SITE};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use roadsight_events::topics;
-use roadsight_events::{Event as RsEvent, EventBody, LineCrossing, ObjectClass, ObjectRef, SCHEMA_VERSION};
+use roadsight_events::Event as RsEvent;
 use roadsight_tests::mosquitto::Mosquitto;
 use roadsight_tests::net::free_port;
 use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
@@ -398,21 +397,7 @@ fn hostname_mismatch_is_named_in_one_line() {
 // (d) ioc-api ingest over TLS
 
 fn event(seq: u64) -> RsEvent {
-    RsEvent {
-        schema: SCHEMA_VERSION,
-        event_id: uuid::Uuid::now_v7(),
-        seq,
-        site_id: "site-tls".into(),
-        camera_id: "cam-tls".into(),
-        agent_id: "agent-tls".into(),
-        occurred_at: Utc::now(),
-        pts_ms: seq * 40,
-        body: EventBody::LineCrossing(LineCrossing {
-            line_id: "stop-line".into(),
-            direction: "northbound".into(),
-            object: ObjectRef { track_id: seq, class: ObjectClass::Car, confidence: 0.9, bbox: [1.0, 2.0, 30.0, 20.0], riders: None },
-        }),
-    }
+    roadsight_tests::events::line_crossing("site-tls", "cam-tls", "agent-tls", seq)
 }
 
 async fn poll<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
