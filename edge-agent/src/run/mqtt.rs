@@ -71,6 +71,12 @@ fn options(s: &MqttSettings) -> MqttOptions {
 /// keys to check, since they are mostly set-up mistakes. rumqttc's errors never carry the
 /// credentials, so this never prints the password.
 fn describe(e: &ConnectionError) -> String {
+    if let ConnectionError::ConnectionRefused(code @ (rumqttc::ConnectReturnCode::NotAuthorized | rumqttc::ConnectReturnCode::BadUserNamePassword)) = e {
+        return format!(
+            "the broker refused the agent's credentials ({code:?}): check mqtt.username and mqtt.password \
+             (`ioc-api agents create` prints them), or the agent was revoked; events stay in the outbox"
+        );
+    }
     let ConnectionError::Tls(t) = e else { return e.to_string() };
     let rustls_err = match t {
         TlsError::TLS(r) => Some(r),
