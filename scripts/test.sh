@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ./scripts/setup.sh
-cargo build --workspace --bins
+# --tests too: dev-dependency features (the events crate's `proptest` generators) unify as in
+# `cargo test`, so the test run below reuses this build instead of compiling the workspace again.
+cargo build --workspace --bins --tests
 cargo test --workspace "$@"
