@@ -16,19 +16,22 @@ async fn open(db: &DbArgs) -> anyhow::Result<Store> {
 }
 
 /// An agent name is its MQTT user name and appears in the broker's files: no spaces, no
-/// separators.
-pub fn check_agent_name(name: &str) -> anyhow::Result<()> {
+/// separators. The error starts with `field` (the flag or JSON field the name came in).
+pub fn check_agent_name(field: &str, name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name != crate::broker_auth::IOC_USERNAME
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    anyhow::ensure!(ok, "--name: '{name}' must be 1–64 letters, digits, '-', '_' or '.' (and not '{}')", crate::broker_auth::IOC_USERNAME);
-    Ok(())
+    if ok {
+        return Ok(());
+    }
+    Err(format!("{field}: '{name}' must be 1–64 letters, digits, '-', '_' or '.' (and not '{}')", crate::broker_auth::IOC_USERNAME))
 }
 
-pub fn check_sites(sites: &[String]) -> anyhow::Result<()> {
+/// Each of `sites` is a valid site id; the error starts with `field`.
+pub fn check_sites(field: &str, sites: &[String]) -> Result<(), String> {
     for s in sites {
-        crate::ingest::check_id("site", s).map_err(|e| anyhow::anyhow!("--sites: {e}"))?;
+        crate::ingest::check_id("site", s).map_err(|e| format!("{field}: {e}"))?;
     }
     Ok(())
 }
@@ -58,7 +61,7 @@ pub async fn users(command: UsersCommand) -> anyhow::Result<()> {
         UsersCommand::Create { name, role, sites, password_file, db } => {
             let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("unknown role {role}"))?;
             crate::store::check_user_name(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
-            check_sites(&sites)?;
+            check_sites("--sites", &sites).map_err(anyhow::Error::msg)?;
             let password = read_password(password_file.as_deref())?;
             let scope = (!sites.is_empty()).then_some(sites.as_slice());
             let user = open(&db).await?.create_user(&name, role, scope, &password, "cli").await?;
@@ -88,7 +91,7 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<()> {
                 role != Role::Agent || !sites.is_empty(),
                 "an agent key must be bound to its site: use `ioc-api agents create --site S --name N` (one credential for MQTT and HTTP)"
             );
-            check_sites(&sites)?;
+            check_sites("--sites", &sites).map_err(anyhow::Error::msg)?;
             let store = open(&db).await?;
             let (key, secret) = if sites.is_empty() {
                 store.create_key(&name, role, "cli").await?
@@ -119,8 +122,8 @@ async fn revoke(store: &Store, id: &str) -> anyhow::Result<()> {
 pub async fn agents(command: AgentsCommand) -> anyhow::Result<()> {
     match command {
         AgentsCommand::Create { site, name, db } => {
-            check_agent_name(&name)?;
-            check_sites(std::slice::from_ref(&site)).map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("--sites", "--site")))?;
+            check_agent_name("--name", &name).map_err(anyhow::Error::msg)?;
+            check_sites("--site", std::slice::from_ref(&site)).map_err(anyhow::Error::msg)?;
             let (key, secret) = open(&db).await?.create_agent(&name, &site, "cli").await?;
             eprintln!(
                 "created agent {} (key {}, site {site}); put these in the agent's [mqtt] section \

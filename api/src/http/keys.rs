@@ -54,11 +54,11 @@ pub async fn create(
     }
     let store = state.ingestor.store();
     let sites = body.sites.unwrap_or_default();
-    crate::commands::check_sites(&sites).map_err(|e| ApiError::BadRequest(e.to_string().replace("--sites", "sites")))?;
+    crate::commands::check_sites("sites", &sites).map_err(ApiError::BadRequest)?;
     let (key, secret) = match (body.role, sites.as_slice(), body.mqtt) {
         (Role::Agent, [], _) => return Err(ApiError::BadRequest("sites: an agent key must be bound to its site".into())),
         (Role::Agent, [site], true) => {
-            crate::commands::check_agent_name(name).map_err(|e| ApiError::BadRequest(e.to_string().replace("--name", "name")))?;
+            crate::commands::check_agent_name("name", name).map_err(ApiError::BadRequest)?;
             store.create_agent(name, site, &caller.actor()).await?
         }
         (_, _, true) => return Err(ApiError::BadRequest("mqtt: only an agent key bound to one site gets an MQTT credential".into())),

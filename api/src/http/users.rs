@@ -38,7 +38,7 @@ pub async fn list(State(state): State<SharedState>, caller: Caller) -> Result<Js
 pub async fn create(State(state): State<SharedState>, caller: Caller, ApiJson(body): ApiJson<NewUser>) -> Result<(StatusCode, Json<User>), ApiError> {
     caller.require(Permission::ManageKeys)?;
     if let Some(sites) = &body.sites {
-        crate::commands::check_sites(sites).map_err(|e| ApiError::BadRequest(e.to_string().replace("--sites", "sites")))?;
+        crate::commands::check_sites("sites", sites).map_err(ApiError::BadRequest)?;
     }
     let user = state.ingestor.store().create_user(body.name.trim(), body.role, body.sites.as_deref(), &body.password, &caller.actor()).await?;
     Ok((StatusCode::CREATED, Json(user)))
