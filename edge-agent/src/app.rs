@@ -31,7 +31,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(cmd) => run_cmd(cmd, cli.onnxruntime),
-        Command::Eval(cmd) => eval::command(&cmd),
+        Command::Eval(cmd) => eval::command(&cmd, cli.onnxruntime.as_deref()),
         Command::Track(cmd) => {
             let mut config = config::load(&cmd.config)?;
             if let Some(lib) = &cli.onnxruntime {

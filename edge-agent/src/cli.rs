@@ -18,7 +18,8 @@ edge-agent run --config samples/intersection_day_960x540.toml --events events.js
 edge-agent eval --gt truth.csv --pred detections.csv --merge car,truck,bus\n  \
 edge-agent track --config samples/intersection_day_960x540.toml --out tracks.csv\n  \
 edge-agent eval --mot-gt gt.txt --mot-pred tracks.csv\n  \
-edge-agent eval --counts-gt samples/intersection_day_960x540.counts.csv --events events.jsonl"
+edge-agent eval --counts-gt samples/intersection_day_960x540.counts.csv --events events.jsonl\n  \
+edge-agent eval --counts-sweep --config samples/highway_cdnet_320x240.toml --counts-gt samples/highway_cdnet_320x240.counts.csv"
 )]
 pub struct Cli {
     /// Log filter (e.g. `info`, `edge_agent=debug`); also RUST_LOG.
@@ -202,15 +203,31 @@ pub struct EvalCmd {
     /// Least IoU for a track box to match a ground-truth box (MOT metrics).
     #[arg(long, default_value_t = 0.5)]
     pub iou: f32,
-    /// Hand counts CSV: line_id,direction,class,count (class `all` or one traffic class).
-    #[arg(long, requires = "events")]
+    /// Hand counts CSV: line_id,direction,class,count (class `all`, `two_wheeler` or one
+    /// traffic class); scored against `--events`, or against each rate of `--counts-sweep`.
+    #[arg(long)]
     pub counts_gt: Option<PathBuf>,
     /// Events (JSON lines) from `edge-agent run --events`; its line_crossing events are counted.
     #[arg(long, requires = "counts_gt")]
     pub events: Option<PathBuf>,
-    /// Count only this camera's events (needed when the events file holds several cameras).
-    #[arg(long, requires = "events")]
+    /// Count only this camera's events (needed when the events file holds several cameras);
+    /// with `--counts-sweep`, the config's camera to sweep (default: its first).
+    #[arg(long)]
     pub camera: Option<String>,
+    /// Line counts of `--config`'s camera at each of `--rates` against `--counts-gt`: the clip
+    /// is detected once (every frame), then replayed at each rate's `max_detect_fps` schedule.
+    #[arg(long, requires_all = ["config", "counts_gt"], conflicts_with = "events")]
+    pub counts_sweep: bool,
+    /// Agent config (TOML) whose camera `--counts-sweep` runs (its source must be a file).
+    #[arg(long, requires = "counts_sweep")]
+    pub config: Option<PathBuf>,
+    /// Detection rates of the sweep: `all` (every frame) or detected frames per second.
+    #[arg(long, value_delimiter = ',', default_value = "all,12.5,5,2.5", value_parser = crate::eval::sweep::Rate::parse, requires = "counts_sweep")]
+    pub rates: Vec<crate::eval::sweep::Rate>,
+    /// Keep the sweep's detections in this file and reuse them while the camera's source and
+    /// detector set-up are unchanged (re-running after a tracker change takes seconds).
+    #[arg(long, requires = "counts_sweep")]
+    pub detections_cache: Option<PathBuf>,
     /// Also write the report as JSON here ({"detection", "mot", "counts"}, the parts asked for).
     #[arg(long)]
     pub json: Option<PathBuf>,

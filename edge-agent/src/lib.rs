@@ -4,6 +4,7 @@
 pub mod app;
 pub mod bench;
 pub mod cli;
+pub mod clip;
 pub mod config;
 pub mod detect_cmd;
 pub mod draw;

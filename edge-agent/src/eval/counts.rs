@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::Path;
 
 use anyhow::Context;
-use roadsight_events::{Event, EventBody, ObjectClass};
+use roadsight_events::{Event, EventBody, LineCrossing, ObjectClass};
 use serde::{Deserialize, Serialize};
 
 use super::read_csv;
@@ -28,7 +28,7 @@ fn counts_towards(hand_class: &str, c: ObjectClass) -> bool {
 }
 
 #[derive(Debug, Deserialize)]
-struct HandRow {
+pub struct HandRow {
     line_id: String,
     direction: String,
     class: String,
@@ -64,19 +64,44 @@ pub struct CountsReport {
 type Crossings = BTreeMap<(String, String, ObjectClass), u64>;
 
 pub fn evaluate_files(hand_counts: &Path, events: &Path, camera: Option<&str>) -> anyhow::Result<CountsReport> {
-    let hand: Vec<HandRow> = read_csv(hand_counts)?;
+    let hand = read_hand_counts(hand_counts)?;
+    let crossings = read_crossings(events, camera)?;
+    Ok(report(&hand.0, &crossings, camera))
+}
+
+/// Hand counts of a CSV, every row's class checked (the error names the file and row).
+pub fn read_hand_counts(path: &Path) -> anyhow::Result<HandCounts> {
+    let hand: Vec<HandRow> = read_csv(path)?;
     for (i, r) in hand.iter().enumerate() {
         anyhow::ensure!(
             r.class == ALL || r.class == TWO_WHEELER || class_named(&r.class).is_some(),
             "{}: row {}: class '{}' is neither `all`, `two_wheeler` nor a traffic class ({})",
-            hand_counts.display(),
+            path.display(),
             i + 2,
             r.class,
             ObjectClass::ALL.map(ObjectClass::as_str).join(", ")
         );
     }
-    let crossings = read_crossings(events, camera)?;
-    Ok(report(&hand, &crossings, camera))
+    Ok(HandCounts(hand))
+}
+
+/// The rows of a hand-count CSV.
+#[derive(Debug)]
+pub struct HandCounts(Vec<HandRow>);
+
+/// Counts crossings as [`read_crossings`] does, from payloads instead of a file (a replay).
+#[derive(Debug, Default, Clone)]
+pub struct CrossingTally(Crossings);
+
+impl CrossingTally {
+    pub fn add(&mut self, c: &LineCrossing) {
+        *self.0.entry((c.line_id.clone(), c.direction.clone(), c.object.class)).or_default() += 1;
+    }
+
+    /// The report of these crossings against `hand`.
+    pub fn report(&self, hand: &HandCounts, camera: Option<&str>) -> CountsReport {
+        report(&hand.0, &self.0, camera)
+    }
 }
 
 fn class_named(name: &str) -> Option<ObjectClass> {

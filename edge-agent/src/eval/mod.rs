@@ -9,6 +9,7 @@ mod assign;
 pub mod counts;
 pub mod detection;
 pub mod mot;
+pub mod sweep;
 
 use std::path::Path;
 
@@ -28,6 +29,8 @@ pub struct EvalReport {
     pub mot: Option<mot::MotReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counts: Option<counts::CountsReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts_sweep: Option<sweep::SweepReport>,
 }
 
 /// Rows of a CSV with a header, each error naming the file and row.
@@ -40,7 +43,8 @@ pub(crate) fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Res
 }
 
 /// Runs the parts the command line asks for (clap ensures their files come in pairs).
-pub fn evaluate(cmd: &EvalCmd) -> anyhow::Result<EvalReport> {
+/// `ort_lib` overrides the config's ONNX Runtime for `--counts-sweep`.
+pub fn evaluate(cmd: &EvalCmd, ort_lib: Option<&Path>) -> anyhow::Result<EvalReport> {
     let detection = match (&cmd.gt, &cmd.pred) {
         (Some(gt), Some(pred)) => {
             let opts = EvalOptions {
@@ -59,18 +63,32 @@ pub fn evaluate(cmd: &EvalCmd) -> anyhow::Result<EvalReport> {
     };
     let counts = match (&cmd.counts_gt, &cmd.events) {
         (Some(hand), Some(events)) => Some(counts::evaluate_files(hand, events, cmd.camera.as_deref())?),
+        (Some(_), None) if !cmd.counts_sweep => {
+            anyhow::bail!("--counts-gt needs the events to score (--events FILE) or a sweep (--counts-sweep --config FILE)")
+        }
         _ => None,
     };
-    Ok(EvalReport { detection, mot, counts })
+    let counts_sweep = match (&cmd.counts_gt, &cmd.config) {
+        (Some(hand), Some(config_path)) if cmd.counts_sweep => {
+            let mut config = crate::config::load(config_path)?;
+            if let Some(lib) = ort_lib {
+                config.ort_lib = lib.to_path_buf();
+            }
+            Some(sweep::sweep(&config, cmd.camera.as_deref(), hand, &cmd.rates, cmd.detections_cache.as_deref())?)
+        }
+        _ => None,
+    };
+    Ok(EvalReport { detection, mot, counts, counts_sweep })
 }
 
 /// `edge-agent eval`: evaluate, print each part, write the JSON when asked.
-pub fn command(cmd: &EvalCmd) -> anyhow::Result<()> {
-    let report = evaluate(cmd)?;
+pub fn command(cmd: &EvalCmd, ort_lib: Option<&Path>) -> anyhow::Result<()> {
+    let report = evaluate(cmd, ort_lib)?;
     let parts: Vec<String> = [
         report.detection.as_ref().map(ToString::to_string),
         report.mot.as_ref().map(ToString::to_string),
         report.counts.as_ref().map(ToString::to_string),
+        report.counts_sweep.as_ref().map(ToString::to_string),
     ]
     .into_iter()
     .flatten()
