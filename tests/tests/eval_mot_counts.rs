@@ -174,3 +174,78 @@ fn line_counts_of_run_match_the_hand_counts_and_track_exports_the_same_tracks() 
         assert!(found, "crossing object {o} is not in the track CSV");
     }
 }
+
+/// `edge-agent eval --counts-sweep` on `config` → its JSON report's `counts_sweep` part.
+fn sweep(dir: &Path, config: &Path, hand: &str, rates: &str) -> Value {
+    let hand = repo_root().join(hand);
+    let (stdout, report) = eval(
+        dir,
+        "sweep",
+        &["--counts-sweep", "--config", config.to_str().expect("utf8"), "--counts-gt", hand.to_str().expect("utf8"), "--rates", rates],
+    );
+    eprintln!("{stdout}");
+    report["counts_sweep"].clone()
+}
+
+fn total_counted(rate: &Value) -> f64 {
+    num(&rate["counts"]["total"], "counted")
+}
+
+#[test]
+fn a_highway_clip_detected_on_every_8th_frame_counts_within_10_percent_of_full_rate() {
+    // highway_cdnet is ≈ 60 fps: 7.5 detected frames a second keeps every 8th frame (with
+    // its own timestamp), 2.5 every 24th. Cars move more than their own length between two
+    // detections at 2.5.
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = repo_root().join("samples/highway_cdnet_320x240.toml");
+    let report = sweep(dir.path(), &config, "samples/highway_cdnet_320x240.counts.csv", "all,7.5,2.5");
+    let rates = report["rates"].as_array().expect("rates");
+    let decoded = num(&report, "decoded_frames");
+    let full = total_counted(&rates[0]);
+    assert!(full >= 25.0, "the full-rate count is near the 28 hand-counted cars: {full}");
+    for (rate, every) in [(&rates[1], 8.0), (&rates[2], 24.0)] {
+        let detected = num(rate, "detected_frames");
+        assert!((detected - decoded / every).abs() <= 2.0, "every {every}th frame: {detected} of {decoded}");
+        let counted = total_counted(rate);
+        assert!((counted - full).abs() <= 0.1 * full, "{} detected frames: {counted} counted, {full} at full rate", detected);
+    }
+}
+
+#[test]
+fn the_sweep_at_a_rate_counts_what_run_counts_with_that_max_detect_fps() {
+    // The same camera with `max_detect_fps = 5`, run end to end, against the sweep's 5 fps
+    // replay of its every-frame detections: the same crossings per line and direction.
+    let dir = tempfile::tempdir().expect("tmp");
+    let text = std::fs::read_to_string(config()).expect("sample config");
+    let clip = repo_root().join("../shared/samples/intersection_day_960x540.mp4");
+    let capped = text
+        .replace("../../shared/samples/intersection_day_960x540.mp4", clip.to_str().expect("utf8"))
+        .replacen("[cameras.detector]", "max_detect_fps = 5\n\n[cameras.detector]", 1);
+    assert!(capped.contains("max_detect_fps = 5") && capped.contains(clip.to_str().expect("utf8")), "{capped}");
+    let capped_path = dir.path().join("capped.toml");
+    std::fs::write(&capped_path, capped).expect("write config");
+    let events = dir.path().join("events.jsonl");
+    let state = dir.path().join("state");
+    let o = edge_agent(&[
+        "run",
+        "--config",
+        capped_path.to_str().expect("utf8"),
+        "--events",
+        events.to_str().expect("utf8"),
+        "--state-dir",
+        state.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "run failed: {}", stderr(&o));
+    let hand = "samples/intersection_day_960x540.counts.csv";
+    let (_, run_report) = eval(
+        dir.path(),
+        "run",
+        &["--counts-gt", repo_root().join(hand).to_str().expect("utf8"), "--events", events.to_str().expect("utf8")],
+    );
+    let report = sweep(dir.path(), &capped_path, hand, "5");
+    let rows = |v: &Value| -> Vec<(String, u64)> {
+        v["rows"].as_array().expect("rows").iter().map(|r| (r["direction"].as_str().expect("dir").to_owned(), r["counted"].as_u64().expect("n"))).collect()
+    };
+    assert_eq!(rows(&report["rates"][0]["counts"]), rows(&run_report["counts"]));
+    assert!(total_counted(&report["rates"][0]) >= 5.0, "{report}");
+}

@@ -117,6 +117,7 @@ impl FrameProcessor {
             // A track's first velocity estimate is zero: unknown, not "standing still".
             velocity: (t.hits > 2).then_some(t.velocity),
             riders: self.riders.get(&t.id).copied(),
+            first_seen: Some((t.first_seen, t.first_bbox)),
         }
     }
 
@@ -169,6 +170,9 @@ impl FrameProcessor {
     /// One frame of `width` × `height` at stream time `t`.
     pub fn process(&mut self, detections: &[Detection], width: u32, height: u32, t: Duration) -> Vec<Emitted> {
         self.last_time = t;
+        if self.analytics.is_none() {
+            self.tracker.set_scene(width, height, self.analytics_config.motion_regions(width, height));
+        }
         self.prepare_inputs(detections);
         dedupe_across_classes(&mut self.inputs, CROSS_CLASS_IOU);
         let update = self.tracker.update(&self.inputs, t);

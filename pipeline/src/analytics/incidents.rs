@@ -357,6 +357,7 @@ mod tests {
             last_seen: t,
             velocity: Some(v),
             riders: None,
+            first_seen: None,
         }
     }
 

@@ -9,6 +9,12 @@
 //! track counts at most once per line. When the track's velocity is known, a side flip that
 //! goes against it (a box that suddenly grows or shrinks across the line while the object
 //! moves the other way) is treated as noise: no count, side unchanged.
+//!
+//! Sparse observations (a few detections a second): a track first seen inside the band and
+//! next seen beyond it on the other side crossed too — when that step across the line is large
+//! against the band (at least twice its width: motion, not jitter), the band's first position
+//! stands for the side it came from. A track can hand its state over to a track that continues
+//! it ([`CountingLine::hand_over`]), so an object whose track broke at the line counts once.
 
 use std::collections::HashMap;
 
@@ -50,8 +56,14 @@ enum Side {
 
 #[derive(Debug, Clone, Copy)]
 struct TrackLineState {
-    side: Side,
+    /// `None` while every observation so far was inside the band.
+    side: Option<Side>,
+    /// The last position with a decided side (or the first one, inside the band).
     at: Point,
+    /// Signed distance of `at`.
+    d: f32,
+    /// Whether the latest observation was `at` (not one inside the band since).
+    latest_is_at: bool,
     counted: bool,
 }
 
@@ -85,43 +97,78 @@ impl CountingLine {
     /// returns a crossing when one is confirmed.
     pub fn observe(&mut self, track_id: u64, p: Point, velocity: Option<(f32, f32)>) -> Option<Crossing> {
         let d = self.signed_distance(p);
-        let side = if d > self.hysteresis_px {
+        let band = self.hysteresis_px;
+        // A step this large across the line is motion, not jitter: it decides the side even
+        // when it ends inside the band (at a few detections a second the next observation may
+        // come after the vehicle has left the picture).
+        let moved_across = |st: &TrackLineState| {
+            st.side.is_some() && st.latest_is_at && st.d * d < 0.0 && (d - st.d).abs() >= MOTION_STEP_BANDS * band
+        };
+        let side = if d > band {
             Side::Right
-        } else if d < -self.hysteresis_px {
+        } else if d < -band {
             Side::Left
+        } else if d != 0.0 && self.tracks.get(&track_id).is_some_and(moved_across) {
+            if d > 0.0 {
+                Side::Right
+            } else {
+                Side::Left
+            }
         } else {
+            let st = self.tracks.entry(track_id).or_insert(TrackLineState { side: None, at: p, d, latest_is_at: true, counted: false });
+            st.latest_is_at = st.side.is_none() && st.at == p;
             return None; // inside the band: no decision
         };
         let (p1, p2) = (self.p1, self.p2);
-        match self.tracks.get_mut(&track_id) {
-            None => {
-                self.tracks.insert(track_id, TrackLineState { side, at: p, counted: false });
-                None
-            }
-            Some(st) => {
-                let previous = *st;
-                if previous.side == side {
-                    st.at = p;
-                    return None;
-                }
-                if let Some((vx, vy)) = velocity {
-                    // Component of the velocity along the right-hand normal of p1→p2.
-                    let (dx, dy) = (p2.0 - p1.0, p2.1 - p1.1);
-                    let along_normal = (-dy * vx + dx * vy) / (dx * dx + dy * dy).sqrt().max(1e-6);
-                    let moving_right = along_normal > 0.0;
-                    if along_normal.abs() > MIN_NORMAL_SPEED && moving_right != (side == Side::Right) {
-                        return None;
-                    }
-                }
+        let Some(st) = self.tracks.get_mut(&track_id) else {
+            self.tracks.insert(track_id, TrackLineState { side: Some(side), at: p, d, latest_is_at: true, counted: false });
+            return None;
+        };
+        let previous = *st;
+        let came_from = match previous.side {
+            Some(s) if s == side => {
                 st.at = p;
-                st.side = side;
-                if previous.counted || !segments_intersect(previous.at, p, p1, p2) {
-                    return None;
-                }
-                st.counted = true;
-                Some(if side == Side::Right { Crossing::Forward } else { Crossing::Backward })
+                st.d = d;
+                st.latest_is_at = true;
+                return None;
+            }
+            Some(_) => previous.at,
+            // Only seen inside the band so far: a large step from its far half is a crossing.
+            None if previous.d * d < 0.0 && (d - previous.d).abs() >= 2.0 * band => previous.at,
+            None => {
+                *st = TrackLineState { side: Some(side), at: p, d, latest_is_at: true, counted: previous.counted };
+                return None;
+            }
+        };
+        if let Some((vx, vy)) = velocity {
+            // Component of the velocity along the right-hand normal of p1→p2.
+            let (dx, dy) = (p2.0 - p1.0, p2.1 - p1.1);
+            let along_normal = (-dy * vx + dx * vy) / (dx * dx + dy * dy).sqrt().max(1e-6);
+            let moving_right = along_normal > 0.0;
+            if along_normal.abs() > MIN_NORMAL_SPEED && moving_right != (side == Side::Right) {
+                return None;
             }
         }
+        *st = TrackLineState { side: Some(side), at: p, d, latest_is_at: true, counted: previous.counted };
+        if previous.counted || !segments_intersect(came_from, p, p1, p2) {
+            return None;
+        }
+        st.counted = true;
+        Some(if side == Side::Right { Crossing::Forward } else { Crossing::Backward })
+    }
+
+    /// Whether the line has seen track `track_id`.
+    pub fn knows(&self, track_id: u64) -> bool {
+        self.tracks.contains_key(&track_id)
+    }
+
+    /// Track `to` continues track `from` (the same object, its track broken): `to` takes over
+    /// `from`'s side, position and whether it was counted; `from` counts no more.
+    pub fn hand_over(&mut self, from: u64, to: u64) {
+        let Some(st) = self.tracks.get_mut(&from) else { return };
+        let state = *st;
+        st.counted = true;
+        self.tracks.entry(to).or_insert(state);
     }
 
     /// Forgets a track (it ended).
@@ -129,6 +176,9 @@ impl CountingLine {
         self.tracks.remove(&track_id);
     }
 }
+
+/// A step across the line of at least this many band widths decides the side inside the band.
+const MOTION_STEP_BANDS: f32 = 3.0;
 
 /// Below this speed across the line (px/s) the velocity is too uncertain to veto a crossing.
 const MIN_NORMAL_SPEED: f32 = 5.0;
@@ -211,6 +261,38 @@ mod tests {
         let down = Some((0.0, 50.0));
         assert_eq!(l.observe(2, (100.0, 90.0), down), None);
         assert_eq!(l.observe(2, (100.0, 110.0), down), Some(Crossing::Forward));
+    }
+
+    #[test]
+    fn first_seen_in_the_band_then_far_beyond_counts_but_band_jitter_does_not() {
+        let mut l = line();
+        // Seen at 98 (inside the 5 px band), next at 140: a 42 px step across the line.
+        assert_eq!(feed(&mut l, 1, &[98.0, 140.0]), vec![Crossing::Forward]);
+        // Seen at 98, then at 106: a small step (8 px < 2 × band) is jitter, not a crossing.
+        assert!(feed(&mut l, 2, &[98.0, 106.0, 112.0]).is_empty());
+        // Seen at 103 (inside, right half), then at 140: never on the other side.
+        assert!(feed(&mut l, 3, &[103.0, 140.0]).is_empty());
+        // Seen well above, then just past the line (inside the band) after a 38 px step: the
+        // vehicle moved across; the next observation may never come.
+        assert_eq!(feed(&mut l, 4, &[60.0, 98.0]), Vec::<Crossing>::new(), "still on its side");
+        assert_eq!(feed(&mut l, 5, &[60.0, 102.0]), vec![Crossing::Forward]);
+        // Jitter from just outside the band to just inside the other half is not motion.
+        assert!(feed(&mut l, 6, &[94.0, 102.0, 93.0, 103.0]).is_empty());
+    }
+
+    #[test]
+    fn a_track_handed_over_counts_once() {
+        let mut l = line();
+        // Track 1 is seen above the line and lost; track 2 continues it below: one crossing.
+        assert!(feed(&mut l, 1, &[40.0, 60.0]).is_empty());
+        l.hand_over(1, 2);
+        assert_eq!(feed(&mut l, 2, &[150.0, 170.0]), vec![Crossing::Forward]);
+        // Track 1 reappearing below does not count the same object again.
+        assert!(feed(&mut l, 1, &[160.0]).is_empty());
+        // A track that already counted hands over "counted": its continuation counts no more.
+        assert_eq!(feed(&mut l, 3, &[60.0, 150.0]), vec![Crossing::Forward]);
+        l.hand_over(3, 4);
+        assert!(feed(&mut l, 4, &[170.0, 60.0, 40.0]).is_empty());
     }
 
     #[test]

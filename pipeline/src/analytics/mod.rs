@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use roadsight_events::{CountRow, Counts, EventBody, LineCrossing, ObjectClass, ObjectRef, ZoneTransition};
 
 use crate::geometry::BBox;
+use crate::track::PriorRegion;
 pub use incidents::{IncidentConfig, IncidentEngine};
 pub use line::{Anchor, CountingLine, Crossing, Point};
 pub use zone::{Zone, ZoneChange};
@@ -71,6 +72,20 @@ pub struct AnalyticsConfig {
     pub incidents: IncidentConfig,
 }
 
+impl AnalyticsConfig {
+    /// The scene's directions of travel in pixels, for the tracker's motion prior: across each
+    /// counting line, along each zone's configured `direction`.
+    pub fn motion_regions(&self, width: u32, height: u32) -> Vec<PriorRegion> {
+        let (w, h) = (width as f32, height as f32);
+        let lines = self.lines.iter().map(|l| PriorRegion::Line { a: to_pixels(l.from, w, h), b: to_pixels(l.to, w, h) });
+        let zones = self.incidents.zones.iter().filter_map(|z| {
+            let (dx, dy) = z.direction?;
+            Some(PriorRegion::Zone { polygon: z.polygon.iter().map(|&p| to_pixels(p, w, h)).collect(), direction: (dx * w, dy * h) })
+        });
+        lines.chain(zones).collect()
+    }
+}
+
 /// A tracked object as analytics sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackedObject {
@@ -84,6 +99,10 @@ pub struct TrackedObject {
     pub velocity: Option<(f32, f32)>,
     /// Persons riding it, for a fused two-wheeler (most seen on one frame).
     pub riders: Option<u8>,
+    /// When and with which box the tracker first saw it, before it was confirmed (`None`:
+    /// unknown). A line's crossing test starts there, so a vehicle confirmed on the far side
+    /// of a line (few detections a second) still crossed it.
+    pub first_seen: Option<(Duration, BBox)>,
 }
 
 impl TrackedObject {
@@ -141,6 +160,24 @@ const PART_OF_WINDOW: Duration = Duration::from_secs(1);
 /// that box it (the detector gives the whole bus while its front section goes unseen).
 const PART_OF_STALE: Duration = Duration::from_millis(250);
 
+/// Whether `b` (crossing at `pts`) is a part of the object counted as `r`: it lies mostly
+/// inside (or around) the counted track's latest box, seen at most [`PART_OF_STALE`] ago —
+/// or, at low detection rates, up to 1.5 detection intervals ago if one box is clearly the
+/// larger (a whole bus and its section; a car that took the place of the car ahead of it is
+/// of the same size, and is another vehicle).
+fn is_part(r: &RecentCrossing, b: &BBox, pts: Duration, interval: Option<f32>) -> bool {
+    let age = pts.saturating_sub(r.latest_at);
+    if r.latest.ios(b) < PART_OF_IOS {
+        return false;
+    }
+    if age <= PART_OF_STALE {
+        return true;
+    }
+    let stale_by_rate = interval.map_or(Duration::ZERO, |i| Duration::from_secs_f32(1.5 * i));
+    let (a, c) = (r.latest.area().max(1e-3), b.area().max(1e-3));
+    age <= stale_by_rate && a.max(c) / a.min(c) >= 1.5
+}
+
 /// Two same-class boxes are parts of one object when the smaller lies this much inside the
 /// other (two vehicles one behind the other overlap far less once the first has crossed).
 const PART_OF_IOS: f32 = 0.7;
@@ -156,6 +193,42 @@ pub struct Analytics {
     incidents: Option<IncidentEngine>,
     /// Crossings of the last [`PART_OF_WINDOW`], to count each object once.
     recent: Vec<RecentCrossing>,
+    /// Where each track was last seen, for [`Analytics::continued_track`].
+    last_seen: BTreeMap<u64, LastSeen>,
+    /// Mean time between updates (seconds).
+    interval: Option<f32>,
+    last_pts: Option<Duration>,
+}
+
+/// A track's last observation.
+#[derive(Debug, Clone, Copy)]
+struct LastSeen {
+    bbox: BBox,
+    velocity: Option<(f32, f32)>,
+    class: ObjectClass,
+    at: Duration,
+    /// Already continued by another track.
+    continued: bool,
+}
+
+/// A new track continues a lost one seen at most this long before (and at least
+/// [`CONTINUE_INTERVALS`] detection intervals).
+const CONTINUE_WINDOW: Duration = Duration::from_secs(1);
+const CONTINUE_INTERVALS: f32 = 3.0;
+/// …whose box, moved on at its velocity, lies within this many box heights of the new one.
+const CONTINUE_HEIGHTS: f32 = 1.0;
+/// …and which was moving at least this fast (box heights per second).
+const CONTINUE_MIN_SPEED: f32 = 0.5;
+
+/// Whether two classes may be one object seen twice (the model wavers between them).
+fn same_kind(a: ObjectClass, b: ObjectClass) -> bool {
+    use ObjectClass::*;
+    let family = |c| match c {
+        Car | Truck | Bus => 0,
+        Motorcycle | Bicycle => 1,
+        _ => 2,
+    };
+    a == b || (family(a) == family(b) && family(a) < 2)
 }
 
 fn to_pixels(p: Point, w: f32, h: f32) -> Point {
@@ -193,6 +266,9 @@ impl Analytics {
             interval_counts: BTreeMap::new(),
             totals: BTreeMap::new(),
             recent: Vec::new(),
+            last_seen: BTreeMap::new(),
+            interval: None,
+            last_pts: None,
             // Calibrations are checked when the config is validated; a bad one disables
             // incident rules rather than the camera.
             incidents: IncidentEngine::new(&config.incidents, width, height)
@@ -211,17 +287,39 @@ impl Analytics {
         let mut out = Vec::new();
         self.roll_intervals(pts, &mut out);
         self.refresh_recent(pts, active);
+        if let Some(dt) = self.last_pts.map(|t| pts.saturating_sub(t).as_secs_f32()).filter(|&dt| dt > 0.0 && dt < 5.0) {
+            self.interval = Some(self.interval.map_or(dt, |i| i + 0.1 * (dt - i)));
+        }
+        self.last_pts = Some(pts);
         for obj in active {
+            if !self.last_seen.contains_key(&obj.track_id) {
+                self.start_track(pts, obj, &mut out);
+            }
             self.observe_lines(pts, obj, &mut out);
             self.observe_zones(pts, obj, &mut out);
         }
+        for obj in active {
+            self.last_seen.insert(
+                obj.track_id,
+                LastSeen { bbox: obj.bbox, velocity: obj.velocity, class: obj.class, at: pts, continued: false },
+            );
+        }
+        // A line forgets a track once no new track can continue it any more.
+        let window = self.continue_window();
+        let lines = &mut self.lines;
+        self.last_seen.retain(|id, l| {
+            let keep = pts.saturating_sub(l.at) <= window;
+            if !keep {
+                for line in lines.iter_mut() {
+                    line.geometry.forget(*id);
+                }
+            }
+            keep
+        });
         if let Some(engine) = &mut self.incidents {
             out.extend(engine.update(pts, active, ended));
         }
         for obj in ended {
-            for line in &mut self.lines {
-                line.geometry.forget(obj.track_id);
-            }
             for zone in &mut self.zones {
                 if let Some(ZoneChange::Exit { dwell }) = zone.geometry.forget(obj.track_id, obj.last_seen) {
                     out.push(Emitted {
@@ -284,6 +382,7 @@ impl Analytics {
     }
 
     fn observe_lines(&mut self, pts: Duration, obj: &TrackedObject, out: &mut Vec<Emitted>) {
+        let interval = self.interval;
         for (i, line) in self.lines.iter_mut().enumerate() {
             if !accepts(&line.spec.classes, obj.class) {
                 continue;
@@ -296,7 +395,7 @@ impl Analytics {
                     && r.forward == forward
                     && r.class == obj.class
                     && r.track_id != obj.track_id
-                    && (r.parts.contains(&obj.track_id) || r.latest.ios(&obj.bbox) >= PART_OF_IOS)
+                    && (r.parts.contains(&obj.track_id) || is_part(r, &obj.bbox, pts, interval))
             });
             if let Some(counted) = part_of {
                 tracing::debug!(line = %line.spec.id, track = obj.track_id, counted = counted.track_id, "crossing of a part of an object already counted");
@@ -323,6 +422,59 @@ impl Analytics {
                 }),
                 snapshot: None,
             });
+        }
+    }
+
+    fn continue_window(&self) -> Duration {
+        let by_rate = self.interval.map_or(Duration::ZERO, |i| Duration::from_secs_f32(i * CONTINUE_INTERVALS));
+        CONTINUE_WINDOW.max(by_rate)
+    }
+
+    /// A lost track that `obj` (new) continues: not seen in this frame, seen within the window,
+    /// of the same kind, moving, and where it would be now at its velocity lies within
+    /// [`CONTINUE_HEIGHTS`] box heights of where `obj` was first seen. The nearest such.
+    fn continued_track(&self, pts: Duration, obj: &TrackedObject) -> Option<u64> {
+        let (born, first) = obj.first_seen.unwrap_or((pts, obj.bbox));
+        let (fx, fy) = first.center();
+        let window = self.continue_window();
+        // Lost before the new one was born: one object is never two tracks at once.
+        self.last_seen
+            .iter()
+            .filter(|(_, l)| !l.continued && l.at < born && born.saturating_sub(l.at) <= window && same_kind(l.class, obj.class))
+            .filter_map(|(&id, l)| {
+                let (vx, vy) = l.velocity?;
+                let h = l.bbox.height().max(1.0);
+                if (vx * vx + vy * vy).sqrt() < CONTINUE_MIN_SPEED * h {
+                    return None;
+                }
+                // Where it would have been when `obj` was first seen.
+                let gap = born.saturating_sub(l.at).as_secs_f32();
+                let (cx, cy) = l.bbox.center();
+                let (px, py) = (cx + vx * gap, cy + vy * gap);
+                let dist = ((px - fx).powi(2) + (py - fy).powi(2)).sqrt() / h;
+                let ratio = first.height().max(1.0) / h;
+                (dist <= CONTINUE_HEIGHTS && (0.6..=1.7).contains(&ratio)).then_some((id, dist))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+            .map(|(id, _)| id)
+    }
+
+    /// A track analytics sees for the first time: if it continues a lost one, the lines hand
+    /// that one's state over; then its first box (before confirmation) is observed, so the
+    /// crossing test runs along its whole path.
+    fn start_track(&mut self, pts: Duration, obj: &TrackedObject, out: &mut Vec<Emitted>) {
+        if let Some(from) = self.continued_track(pts, obj) {
+            tracing::debug!(from, to = obj.track_id, "a new track continues a lost one");
+            for line in &mut self.lines {
+                line.geometry.hand_over(from, obj.track_id);
+            }
+            if let Some(l) = self.last_seen.get_mut(&from) {
+                l.continued = true;
+            }
+        }
+        if let Some((_, first)) = obj.first_seen.filter(|(_, b)| *b != obj.bbox) {
+            let birth = TrackedObject { bbox: first, velocity: None, ..obj.clone() };
+            self.observe_lines(pts, &birth, out);
         }
     }
 
@@ -398,7 +550,7 @@ mod tests {
     }
 
     fn car(id: u64, y: f32, t: Duration) -> TrackedObject {
-        TrackedObject { track_id: id, class: ObjectClass::Car, confidence: 0.9, bbox: BBox::from_center(50.0, y, 10.0, 10.0), last_seen: t, velocity: None, riders: None }
+        TrackedObject { track_id: id, class: ObjectClass::Car, confidence: 0.9, bbox: BBox::from_center(50.0, y, 10.0, 10.0), last_seen: t, velocity: None, riders: None, first_seen: None }
     }
 
     #[test]
@@ -483,6 +635,41 @@ mod tests {
             v
         });
         assert_eq!(counted, 1);
+    }
+
+    /// Feeds `(t ms, [(id, centre y, first seen (ms, y)?)])` frames of cars moving down at 60 px/s.
+    fn feed_moving(frames: &[(u64, Vec<(u64, f32, Option<(u64, f32)>)>)]) -> u64 {
+        let clock = StreamClock { origin: DateTime::from_timestamp(0, 0).expect("epoch") };
+        let mut a = Analytics::new(&AnalyticsConfig { zones: vec![], ..config() }, 100, 100, clock);
+        for (ms, objects) in frames {
+            let t = Duration::from_millis(*ms);
+            let active: Vec<TrackedObject> = objects
+                .iter()
+                .map(|&(id, y, first)| TrackedObject {
+                    velocity: Some((0.0, 60.0)),
+                    first_seen: first.map(|(ms, y)| (Duration::from_millis(ms), BBox::from_center(50.0, y, 10.0, 10.0))),
+                    ..car(id, y, t)
+                })
+                .collect();
+            a.update(t, &active, &[]);
+        }
+        a.totals().values().sum()
+    }
+
+    #[test]
+    fn a_new_track_born_beyond_the_line_where_a_lost_one_was_heading_continues_it() {
+        // Track 1 heads down towards the line (y = 50) and is lost at y = 38; 0.3 s later
+        // track 2 is born at y = 56, where track 1 would be: one object, one crossing.
+        let mut frames: Vec<(u64, Vec<(u64, f32, Option<(u64, f32)>)>)> =
+            (0..4).map(|k| (k * 100, vec![(1, 20.0 + 6.0 * k as f32, None)])).collect();
+        frames.push((700, vec![(2, 62.0, Some((600, 56.0)))]));
+        frames.push((800, vec![(2, 68.0, Some((600, 56.0)))]));
+        assert_eq!(feed_moving(&frames), 1);
+        // Track 1 still seen when track 2 is born: two objects, and track 2 never crossed.
+        let mut frames: Vec<(u64, Vec<(u64, f32, Option<(u64, f32)>)>)> =
+            (0..7).map(|k| (k * 100, vec![(1, 20.0 + 3.0 * k as f32, None)])).collect();
+        frames.push((700, vec![(2, 62.0, Some((600, 56.0)))]));
+        assert_eq!(feed_moving(&frames), 0);
     }
 
     #[test]

@@ -30,20 +30,7 @@ pub struct Zone {
     members: HashMap<u64, Membership>,
 }
 
-/// Even–odd rule point-in-polygon test.
-pub fn point_in_polygon(p: Point, poly: &[Point]) -> bool {
-    let mut inside = false;
-    let mut j = poly.len().wrapping_sub(1);
-    for i in 0..poly.len() {
-        let (xi, yi) = poly[i];
-        let (xj, yj) = poly[j];
-        if (yi > p.1) != (yj > p.1) && p.0 < (xj - xi) * (p.1 - yi) / (yj - yi) + xi {
-            inside = !inside;
-        }
-        j = i;
-    }
-    inside
-}
+pub use crate::geometry::point_in_polygon;
 
 impl Zone {
     pub fn new(polygon: Vec<Point>, confirm_updates: u32) -> Self {

@@ -6,8 +6,17 @@
 //! let unconfirmed tracks take what is left; start tracks from unmatched confident detections;
 //! drop tracks lost for longer than `lost_timeout`. Pure, synchronous and deterministic:
 //! the same detections and timestamps always give the same tracks and ids.
+//!
+//! Large motion (few detections a second, fast vehicles): each association cascades from the
+//! strict IoU match to a **buffered** one (C-BIoU: both boxes enlarged by a buffer that grows
+//! with the time since the track was last seen), gated by the predicted centre's distance in
+//! box heights and by size. A track seen once has no velocity; its candidates come from the
+//! [`MotionPrior`] (learned local flow, or the scene's directions of travel at a typical speed,
+//! or standing still), so the second box of a fast vehicle is looked for where it will be.
+//! The lost timeout and an unconfirmed track's grace stretch with the detection interval.
 
 mod kalman;
+pub mod motion;
 
 use std::time::Duration;
 
@@ -15,6 +24,7 @@ use pathfinding::prelude::{kuhn_munkres, Matrix};
 
 use crate::geometry::BBox;
 pub use kalman::Kalman;
+pub use motion::{Hypothesis, MotionPrior, PriorRegion};
 
 /// What the tracker consumes: a box, its score and its (model) class id.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,9 +48,35 @@ pub struct TrackerConfig {
     pub low_match_iou: f32,
     /// Minimum IoU for an unconfirmed track to take a detection.
     pub unconfirmed_match_iou: f32,
-    /// A track not seen for this long (stream time) is removed.
+    /// A track not seen for this long (stream time) is removed; at low detection rates at
+    /// least [`LOST_INTERVALS`] detection intervals.
     pub lost_timeout: Duration,
+    /// Buffered association: buffer (fraction of the box's size added on each side) at a gap
+    /// of zero, its growth per second since the track was last seen, and its cap.
+    pub buffer_base: f32,
+    pub buffer_per_sec: f32,
+    pub buffer_max: f32,
+    /// Least buffered IoU of a buffered match.
+    pub buffered_match_iou: f32,
+    /// Typical speed of the camera's traffic in box heights per second, for tracks seen once
+    /// (`None`: learned from confirmed tracks).
+    pub typical_speed: Option<f32>,
 }
+
+/// The lost timeout is at least this many detection intervals (a track at 2.5 detected
+/// frames per second survives two missed detections).
+pub const LOST_INTERVALS: f32 = 3.0;
+/// Below this many detected frames per second an unconfirmed track survives one missed
+/// detection instead of none (at 2.5 fps a vehicle is in view for a handful of detections).
+const UNCONFIRMED_GRACE_BELOW_FPS: f32 = 10.0;
+/// A buffered match's centre lies within this many (track) box heights of the prediction,
+/// plus [`GATE_HEIGHTS_PER_SEC`] per second since the track was last seen.
+const GATE_HEIGHTS: f32 = 0.25;
+const GATE_HEIGHTS_PER_SEC: f32 = 3.0;
+/// A buffered match's height and width differ from the track's by at most this factor.
+const SIZE_RATIO: f32 = 1.8;
+/// Buffered association is for tracks last seen at most this many detection intervals ago.
+const BUFFERED_MAX_INTERVALS: f32 = 2.5;
 
 impl Default for TrackerConfig {
     fn default() -> Self {
@@ -52,6 +88,11 @@ impl Default for TrackerConfig {
             low_match_iou: 0.5,
             unconfirmed_match_iou: 0.3,
             lost_timeout: Duration::from_secs(1),
+            buffer_base: 0.3,
+            buffer_per_sec: 0.5,
+            buffer_max: 1.0,
+            buffered_match_iou: 0.2,
+            typical_speed: None,
         }
     }
 }
@@ -81,6 +122,8 @@ pub struct Track {
     /// Stream time the track was last matched.
     pub last_seen: Duration,
     pub first_seen: Duration,
+    /// The box it was first seen with (at `first_seen`), before it was confirmed.
+    pub first_bbox: BBox,
     pub hits: u32,
 }
 
@@ -141,15 +184,54 @@ pub struct Tracker {
     next_id: u64,
     last_time: Option<Duration>,
     frames: u64,
+    /// Mean time between updates (seconds), once there were two.
+    interval: Option<f32>,
+    prior: Option<MotionPrior>,
+    hyps: Vec<Hypothesis>,
+}
+
+/// Buffered IoU: both boxes enlarged by `buffer` of their size on each side.
+fn buffered_iou(a: &BBox, b: &BBox, buffer: f32) -> f32 {
+    let grow = |x: &BBox| {
+        let (cx, cy) = x.center();
+        BBox::from_center(cx, cy, x.width() * (1.0 + 2.0 * buffer), x.height() * (1.0 + 2.0 * buffer))
+    };
+    grow(a).iou(&grow(b))
+}
+
+fn shifted(b: &BBox, dx: f32, dy: f32) -> BBox {
+    BBox { x1: b.x1 + dx, y1: b.y1 + dy, x2: b.x2 + dx, y2: b.y2 + dy }
 }
 
 impl Tracker {
     pub fn new(config: TrackerConfig) -> Self {
-        Tracker { config, slots: Vec::new(), next_id: 1, last_time: None, frames: 0 }
+        Tracker { config, slots: Vec::new(), next_id: 1, last_time: None, frames: 0, interval: None, prior: None, hyps: Vec::new() }
     }
 
     pub fn config(&self) -> &TrackerConfig {
         &self.config
+    }
+
+    /// The scene's directions of travel for a `width` × `height` frame (the processor sets it
+    /// at the first frame). Without it, a track seen once is only looked for standing still
+    /// or along the flow learned so far... which needs a frame size: so no prior at all.
+    pub fn set_scene(&mut self, width: u32, height: u32, regions: Vec<PriorRegion>) {
+        self.prior = Some(MotionPrior::new(width, height, regions, self.config.typical_speed));
+    }
+
+    /// The motion prior (after [`Tracker::set_scene`]).
+    pub fn motion_prior(&self) -> Option<&MotionPrior> {
+        self.prior.as_ref()
+    }
+
+    fn lost_timeout(&self) -> Duration {
+        let by_rate = self.interval.map_or(Duration::ZERO, |i| Duration::from_secs_f32(i * LOST_INTERVALS));
+        self.config.lost_timeout.max(by_rate)
+    }
+
+    /// Buffer for a track last seen `gap` seconds ago.
+    fn buffer(&self, gap: f32) -> f32 {
+        (self.config.buffer_base + self.config.buffer_per_sec * gap).min(self.config.buffer_max)
     }
 
     /// Feeds one frame's detections at stream time `now`.
@@ -157,19 +239,27 @@ impl Tracker {
         let dt = self.last_time.map_or(0.0, |t| now.saturating_sub(t).as_secs_f32());
         self.last_time = Some(now);
         self.frames += 1;
+        // Mean detection interval; gaps over 5 s (a stall, a reconnect) say nothing of the rate.
+        if dt > 0.0 && dt < 5.0 {
+            self.interval = Some(self.interval.map_or(dt, |i| i + 0.1 * (dt - i)));
+        }
         for slot in &mut self.slots {
             slot.kalman.predict(dt);
         }
-        let cfg = &self.config;
-        let high: Vec<usize> = (0..detections.len()).filter(|&i| detections[i].score >= cfg.high_score).collect();
-        let low: Vec<usize> = (0..detections.len())
-            .filter(|&i| detections[i].score >= cfg.low_score && detections[i].score < cfg.high_score)
-            .collect();
+        let (high_score, low_score, match_iou) = (self.config.high_score, self.config.low_score, self.config.match_iou);
+        let high: Vec<usize> = (0..detections.len()).filter(|&i| detections[i].score >= high_score).collect();
+        let low: Vec<usize> =
+            (0..detections.len()).filter(|&i| detections[i].score >= low_score && detections[i].score < high_score).collect();
 
         // 1. High-score detections ↔ confirmed tracks (tracked or lost).
         let confirmed: Vec<usize> = (0..self.slots.len()).filter(|&s| self.slots[s].track.state != TrackState::New).collect();
-        let (m1, unmatched_tracks, unmatched_high) = self.associate(&confirmed, &high, detections, cfg.match_iou);
+        let (m1, unmatched_tracks, unmatched_high) = self.associate(&confirmed, &high, detections, match_iou);
         for &(s, d) in &m1 {
+            self.slots[s].apply(&detections[d], now);
+        }
+        // 1b. What is left of both, buffered (large motion, a long gap).
+        let (m1b, unmatched_tracks, unmatched_high) = self.associate_buffered(&unmatched_tracks, &unmatched_high, detections, now);
+        for &(s, d) in &m1b {
             self.slots[s].apply(&detections[d], now);
         }
         // 2. Remaining tracks that were tracked last frame ↔ low-score detections.
@@ -194,15 +284,30 @@ impl Tracker {
         for &(s, d) in &m3 {
             self.slots[s].apply(&detections[d], now); // New → Tracked: confirmed
         }
+        let (m3b, failed_new, leftover) = self.associate_buffered(&failed_new, &leftover, detections, now);
+        for &(s, d) in &m3b {
+            self.slots[s].apply(&detections[d], now);
+        }
+        // An unconfirmed track dies when unmatched; at low detection rates it may miss one.
+        let grace = match self.interval {
+            Some(i) if i > 1.0 / UNCONFIRMED_GRACE_BELOW_FPS => i * 1.5,
+            _ => 0.0,
+        };
         let mut dead = vec![false; self.slots.len()];
         for &s in &failed_new {
-            dead[s] = true;
+            dead[s] = now.saturating_sub(self.slots[s].track.last_seen).as_secs_f32() > grace;
         }
         // 4. New tracks from confident leftovers (confirmed at once on the very first frame).
+        // At low detection rates every high-score detection may start one: a vehicle is seen
+        // a handful of times, and the track still needs a second match to be confirmed.
         let first_frame = self.frames == 1;
+        let new_track_score = match self.interval {
+            Some(i) if i > 1.0 / UNCONFIRMED_GRACE_BELOW_FPS => self.config.new_track_score.min(self.config.high_score),
+            _ => self.config.new_track_score,
+        };
         for &d in &leftover {
             let det = &detections[d];
-            if det.score < self.config.new_track_score {
+            if det.score < new_track_score {
                 continue;
             }
             let mut slot = TrackSlot {
@@ -215,6 +320,7 @@ impl Tracker {
                     state: if first_frame { TrackState::Tracked } else { TrackState::New },
                     last_seen: now,
                     first_seen: now,
+                    first_bbox: det.bbox,
                     hits: 1,
                 },
                 kalman: Kalman::new(measure(&det.bbox)),
@@ -225,7 +331,7 @@ impl Tracker {
             dead.push(false);
         }
         // 5. Expire lost tracks; assign ids to tracks confirmed this frame.
-        let timeout = self.config.lost_timeout;
+        let timeout = self.lost_timeout();
         let mut update = TrackUpdate::default();
         let mut i = 0;
         self.slots.retain(|slot| {
@@ -248,11 +354,90 @@ impl Tracker {
                 }
             }
         }
+        if let Some(prior) = &mut self.prior {
+            // Velocity is trustworthy from the third observation on.
+            for t in update.active.iter().filter(|t| t.hits >= 3) {
+                prior.learn(&t.bbox, t.velocity, now);
+            }
+        }
         update
     }
 
-    /// Optimal assignment of `tracks` to `dets` maximising total IoU; pairs below `min_iou`
-    /// are not matches. Returns (matches (slot, det), unmatched slots, unmatched dets).
+    /// Buffered association of what the strict stage left: candidate boxes (the Kalman
+    /// prediction for a track with a velocity, the motion prior's hypotheses for one seen
+    /// once) against detections, both enlarged by the gap-dependent buffer; gated by centre
+    /// distance (box heights) and size. Weight: the best hypothesis's buffered IoU × its factor.
+    fn associate_buffered(
+        &mut self,
+        tracks: &[usize],
+        dets: &[usize],
+        detections: &[TrackInput],
+        now: Duration,
+    ) -> (Vec<(usize, usize)>, Vec<usize>, Vec<usize>) {
+        if tracks.is_empty() || dets.is_empty() {
+            return (Vec::new(), tracks.to_vec(), dets.to_vec());
+        }
+        // Only tracks that missed at most a detection or two: a track lost for longer is found
+        // again by the strict stage or not at all (its prediction has drifted too far to trust
+        // a loose match next to other objects).
+        let max_gap = self.interval.map_or(0.0, |i| i * BUFFERED_MAX_INTERVALS);
+        let (tracks, stale): (Vec<usize>, Vec<usize>) =
+            tracks.iter().partition(|&&s| now.saturating_sub(self.slots[s].track.last_seen).as_secs_f32() <= max_gap + 1e-4);
+        let mut hyps = std::mem::take(&mut self.hyps);
+        // Per track: candidate boxes with their factor, buffer and gate radius (pixels).
+        let candidates: Vec<(Vec<(BBox, f32)>, f32, f32, f32)> = tracks
+            .iter()
+            .map(|&s| {
+                let slot = &self.slots[s];
+                let gap = now.saturating_sub(slot.track.last_seen).as_secs_f32();
+                let h = slot.track.bbox.height().max(1.0);
+                let gate = (GATE_HEIGHTS + GATE_HEIGHTS_PER_SEC * gap) * h;
+                let boxes = if slot.track.hits >= 2 {
+                    vec![(slot.predicted_box(), 1.0)]
+                } else {
+                    match &self.prior {
+                        Some(prior) => {
+                            prior.hypotheses(&slot.track.bbox, now, &mut hyps);
+                            hyps.iter()
+                                .map(|hy| (shifted(&slot.track.bbox, hy.velocity.0 * gap, hy.velocity.1 * gap), hy.factor))
+                                .collect()
+                        }
+                        None => vec![(slot.track.bbox, 1.0)],
+                    }
+                };
+                (boxes, self.buffer(gap), gate, h)
+            })
+            .collect();
+        self.hyps = hyps;
+        let min_iou = self.config.buffered_match_iou;
+        let weight = |t: usize, d: usize| -> f32 {
+            let det = &detections[dets[d]].bbox;
+            let (boxes, buffer, gate, h) = &candidates[t];
+            let w_track = self.slots[tracks[t]].track.bbox.width().max(1.0);
+            let ratio = |a: f32, b: f32| if a > b { a / b } else { b / a.max(1e-3) };
+            if ratio(det.height().max(1e-3), *h) > SIZE_RATIO || ratio(det.width().max(1e-3), w_track) > SIZE_RATIO {
+                return 0.0;
+            }
+            let (dx, dy) = det.center();
+            boxes
+                .iter()
+                .filter(|(b, _)| {
+                    let (cx, cy) = b.center();
+                    ((cx - dx).powi(2) + (cy - dy).powi(2)).sqrt() <= *gate
+                })
+                .map(|(b, factor)| buffered_iou(b, det, *buffer) * factor)
+                .filter(|&v| v >= min_iou)
+                .fold(0.0, f32::max)
+        };
+        let (matches, mut unmatched, dets) = assign(&tracks, dets, weight);
+        unmatched.extend(stale);
+        unmatched.sort_unstable();
+        (matches, unmatched, dets)
+    }
+
+    /// Optimal assignment of `tracks` to `dets` maximising total IoU of the predicted boxes;
+    /// pairs below `min_iou` are not matches. Returns (matches (slot, det), unmatched slots,
+    /// unmatched dets).
     fn associate(
         &self,
         tracks: &[usize],
@@ -264,35 +449,46 @@ impl Tracker {
             return (Vec::new(), tracks.to_vec(), dets.to_vec());
         }
         let predicted: Vec<BBox> = tracks.iter().map(|&s| self.slots[s].predicted_box()).collect();
-        // IoU in parts per million; pairs below the threshold weigh 0 so they never beat a real match.
-        let weight = |t: usize, d: usize| -> i64 {
+        assign(tracks, dets, |t, d| {
             let iou = predicted[t].iou(&detections[dets[d]].bbox);
             if iou >= min_iou {
-                (iou * 1e6) as i64
+                iou
             } else {
-                0
+                0.0
             }
-        };
-        let transpose = tracks.len() > dets.len();
-        let (rows, cols) = if transpose { (dets.len(), tracks.len()) } else { (tracks.len(), dets.len()) };
-        let matrix = Matrix::from_fn(rows, cols, |(r, c)| if transpose { weight(c, r) } else { weight(r, c) });
-        let (_, assignment) = kuhn_munkres(&matrix);
-        let mut matches = Vec::new();
-        let mut track_used = vec![false; tracks.len()];
-        let mut det_used = vec![false; dets.len()];
-        for (r, &c) in assignment.iter().enumerate() {
-            let (t, d) = if transpose { (c, r) } else { (r, c) };
-            if weight(t, d) > 0 {
-                matches.push((tracks[t], dets[d]));
-                track_used[t] = true;
-                det_used[d] = true;
-            }
-        }
-        matches.sort_unstable();
-        let unmatched_tracks = tracks.iter().zip(&track_used).filter(|(_, &u)| !u).map(|(&s, _)| s).collect();
-        let unmatched_dets = dets.iter().zip(&det_used).filter(|(_, &u)| !u).map(|(&d, _)| d).collect();
-        (matches, unmatched_tracks, unmatched_dets)
+        })
     }
+}
+
+/// Optimal assignment (Kuhn–Munkres) of `tracks` to `dets` maximising the total weight
+/// (`weight(t, d)` for indexes into both; 0 = not a match). Returns (matches (slot, det),
+/// unmatched slots, unmatched dets).
+fn assign(tracks: &[usize], dets: &[usize], weight: impl Fn(usize, usize) -> f32) -> (Vec<(usize, usize)>, Vec<usize>, Vec<usize>) {
+    if tracks.is_empty() || dets.is_empty() {
+        return (Vec::new(), tracks.to_vec(), dets.to_vec());
+    }
+    // Weights in parts per million: integer, so the assignment is exact and deterministic.
+    let w: Vec<i64> = (0..tracks.len() * dets.len()).map(|i| (weight(i / dets.len(), i % dets.len()) * 1e6) as i64).collect();
+    let at = |t: usize, d: usize| w[t * dets.len() + d];
+    let transpose = tracks.len() > dets.len();
+    let (rows, cols) = if transpose { (dets.len(), tracks.len()) } else { (tracks.len(), dets.len()) };
+    let matrix = Matrix::from_fn(rows, cols, |(r, c)| if transpose { at(c, r) } else { at(r, c) });
+    let (_, assignment) = kuhn_munkres(&matrix);
+    let mut matches = Vec::new();
+    let mut track_used = vec![false; tracks.len()];
+    let mut det_used = vec![false; dets.len()];
+    for (r, &c) in assignment.iter().enumerate() {
+        let (t, d) = if transpose { (c, r) } else { (r, c) };
+        if at(t, d) > 0 {
+            matches.push((tracks[t], dets[d]));
+            track_used[t] = true;
+            det_used[d] = true;
+        }
+    }
+    matches.sort_unstable();
+    let unmatched_tracks = tracks.iter().zip(&track_used).filter(|(_, &u)| !u).map(|(&s, _)| s).collect();
+    let unmatched_dets = dets.iter().zip(&det_used).filter(|(_, &u)| !u).map(|(&d, _)| d).collect();
+    (matches, unmatched_tracks, unmatched_dets)
 }
 
 #[cfg(test)]
