@@ -37,7 +37,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             if let Some(lib) = &cli.onnxruntime {
                 config.ort_lib = lib.clone();
             }
-            let s = track_cmd::track(&config, cmd.camera.as_deref(), &cmd.out, cmd.frames)?;
+            let s = track_cmd::track(&config, cmd.camera.as_deref(), &cmd.out, cmd.frames, cmd.max_detect_fps)?;
             eprintln!("camera {}: {} frames, {} track rows, {} tracks → {}", s.camera, s.frames, s.rows, s.tracks, cmd.out.display());
             Ok(())
         }

@@ -200,6 +200,16 @@ pub struct EvalCmd {
     /// Tracks to score, same format (e.g. from `edge-agent track`).
     #[arg(long, requires = "mot_gt")]
     pub mot_pred: Option<PathBuf>,
+    /// Score only the frames the track CSV has rows for (a track CSV made at a reduced
+    /// `--max-detect-fps` has none for the frames it skipped).
+    #[arg(long, requires = "mot_gt")]
+    pub mot_pred_frames_only: bool,
+    /// Score only frames FIRST-LAST (inclusive), e.g. the span a ground truth covers.
+    #[arg(long, value_parser = parse_frame_span, requires = "mot_gt")]
+    pub mot_frames: Option<(u64, u64)>,
+    /// Score only boxes whose bottom centre lies in X1,Y1,X2,Y2 (pixels), on both sides.
+    #[arg(long, value_parser = parse_region, requires = "mot_gt")]
+    pub mot_region: Option<[f32; 4]>,
     /// Least IoU for a track box to match a ground-truth box (MOT metrics).
     #[arg(long, default_value_t = 0.5)]
     pub iou: f32,
@@ -248,6 +258,35 @@ pub struct TrackCmd {
     /// Stop after this many decoded frames (default: the whole clip).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub frames: Option<u64>,
+    /// Detect (and track) at most this many frames a second of stream time, overriding the
+    /// camera's `max_detect_fps` (rows are written for the detected frames only).
+    #[arg(long, value_parser = parse_detect_fps)]
+    pub max_detect_fps: Option<f64>,
+}
+
+fn parse_frame_span(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s.split_once('-').ok_or("expected FIRST-LAST, e.g. 8-67")?;
+    let a: u64 = a.trim().parse().map_err(|_| format!("bad first frame '{a}'"))?;
+    let b: u64 = b.trim().parse().map_err(|_| format!("bad last frame '{b}'"))?;
+    if a > b {
+        return Err(format!("first frame {a} is after last frame {b}"));
+    }
+    Ok((a, b))
+}
+
+fn parse_region(s: &str) -> Result<[f32; 4], String> {
+    let v: Vec<f32> = s.split(',').map(|x| x.trim().parse::<f32>().map_err(|_| format!("bad number '{x}'"))).collect::<Result<_, _>>()?;
+    match v[..] {
+        [x1, y1, x2, y2] if v.iter().all(|x| x.is_finite()) && x1 < x2 && y1 < y2 => Ok([x1, y1, x2, y2]),
+        _ => Err(format!("'{s}' is not X1,Y1,X2,Y2 with X1 < X2 and Y1 < Y2")),
+    }
+}
+
+fn parse_detect_fps(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && (0.1..=240.0).contains(&f) => Ok(f),
+        _ => Err(format!("'{s}' is not a detection rate in frames per second (0.1–240)")),
+    }
 }
 
 #[derive(Debug, Args)]

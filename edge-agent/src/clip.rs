@@ -39,9 +39,10 @@ pub struct ClipDetector<'c> {
 }
 
 impl<'c> ClipDetector<'c> {
-    /// Camera `camera_id` (default: the first) of `config`. `detect_every_frame` ignores the
-    /// camera's `max_detect_fps` (a sweep applies its own rates later).
-    pub fn open(config: &'c AgentConfig, camera_id: Option<&str>, detect_every_frame: bool) -> anyhow::Result<Self> {
+    /// Camera `camera_id` (default: the first) of `config`, detecting on the frames `cap`
+    /// schedules (`None`: the camera's own `max_detect_fps`; `DetectCap::new(None)`: every
+    /// frame, as a sweep needs before it applies its own rates).
+    pub fn open(config: &'c AgentConfig, camera_id: Option<&str>, cap: Option<DetectCap>) -> anyhow::Result<Self> {
         let cam = config.camera(camera_id)?;
         let detector = load_detector(&cam.model, &cam.detector, &config.ort_lib).with_context(|| format!("camera {}", cam.id))?;
         let night_detector = match &cam.night_detector {
@@ -56,7 +57,7 @@ impl<'c> ClipDetector<'c> {
         };
         let source = VideoSource::open(&SourceSpec::new(cam.source.clone(), Pacing::EveryFrame))
             .with_context(|| format!("camera {}", cam.id))?;
-        let cap = DetectCap::new(if detect_every_frame { None } else { cam.min_detect_interval });
+        let cap = cap.unwrap_or_else(|| DetectCap::new(cam.min_detect_interval));
         Ok(ClipDetector { camera: cam, clock: StreamClock { origin }, detector, night_detector, source, cap, decoded: 0 })
     }
 

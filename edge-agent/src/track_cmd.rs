@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use crate::clip::ClipDetector;
 use crate::config::AgentConfig;
+use crate::run::detect_cap::DetectCap;
 use crate::run::processor::{ClassMap, FrameProcessor};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -24,8 +25,16 @@ pub struct TrackSummary {
 
 /// Tracks camera `camera_id` (default: the first) of `config` over its source, every frame
 /// decoded in order (file pacing), for at most `max_frames` frames; writes the CSV to `out`.
-pub fn track(config: &AgentConfig, camera_id: Option<&str>, out: &Path, max_frames: Option<u64>) -> anyhow::Result<TrackSummary> {
-    let mut clip = ClipDetector::open(config, camera_id, false)?;
+/// `max_detect_fps` overrides the camera's.
+pub fn track(
+    config: &AgentConfig,
+    camera_id: Option<&str>,
+    out: &Path,
+    max_frames: Option<u64>,
+    max_detect_fps: Option<f64>,
+) -> anyhow::Result<TrackSummary> {
+    let cap = max_detect_fps.map(|f| DetectCap::new(Some(std::time::Duration::from_secs_f64(1.0 / f))));
+    let mut clip = ClipDetector::open(config, camera_id, cap)?;
     let cam = clip.camera;
     // The camera's classes, tracker, analytics and detection rules, exactly as `run` builds
     // them: the tracks are the ones `run` counts with.

@@ -5,13 +5,17 @@
 //! Objects move on closed loops whose period is the scene length, so the scene repeats without
 //! a jump and the tracker stays in steady state however many iterations criterion runs.
 //!
+//! Each size runs twice in one run: `bytetrack` (plain ByteTrack: `large_motion = false`, the
+//! tracker as it was before the large-motion association) and `large_motion` (the default:
+//! buffered cascade and motion prior, with a counting line across the view).
+//!
 //! `cargo bench -p roadsight-pipeline --bench tracker`
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use roadsight_pipeline::geometry::BBox;
-use roadsight_pipeline::track::{TrackInput, Tracker, TrackerConfig};
+use roadsight_pipeline::track::{PriorRegion, TrackInput, Tracker, TrackerConfig};
 
 const FRAMES: usize = 300;
 const FRAME_MS: u64 = 33;
@@ -70,16 +74,18 @@ fn scene(objects: usize) -> Vec<Vec<TrackInput>> {
 fn tracker(c: &mut Criterion) {
     let mut group = c.benchmark_group("bytetrack");
     group.throughput(Throughput::Elements(1)); // one frame per iteration
-    for objects in [50usize, 240] {
+    for (objects, large_motion) in [(50usize, false), (50, true), (240, false), (240, true)] {
         let frames = scene(objects);
-        let mut tracker = Tracker::new(TrackerConfig::default());
+        let mut tracker = Tracker::new(TrackerConfig { large_motion, ..TrackerConfig::default() });
+        tracker.set_scene(1920, 1080, vec![PriorRegion::Line { a: (0.0, 540.0), b: (1920.0, 540.0) }]);
+        let name = if large_motion { "large_motion" } else { "bytetrack" };
         // Warm the tracker up on one lap, so the timed frames see established tracks.
         let mut k = 0usize;
         for dets in &frames {
             k += 1;
             tracker.update(dets, Duration::from_millis(FRAME_MS * k as u64));
         }
-        group.bench_function(BenchmarkId::new("objects", objects), |b| {
+        group.bench_function(BenchmarkId::new(name, objects), |b| {
             b.iter(|| {
                 k += 1;
                 let dets = &frames[k % FRAMES];

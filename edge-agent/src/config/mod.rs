@@ -383,6 +383,8 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
         match_iou: check_range(errs, &format!("{tk}.match_iou"), t.match_iou, 0.0, 1.0).unwrap_or(defaults.match_iou),
         lost_timeout: positive_secs(errs, &format!("{tk}.lost_timeout_secs"), t.lost_timeout_secs)
             .unwrap_or(defaults.lost_timeout),
+        typical_speed: check_range(errs, &format!("{tk}.typical_speed_heights_per_sec"), t.typical_speed_heights_per_sec, 0.1, 50.0),
+        large_motion: t.large_motion.unwrap_or(defaults.large_motion),
         ..defaults
     };
     if tracker.low_score > tracker.high_score {

@@ -215,6 +215,13 @@ pub struct RawTracker {
     pub match_iou: Option<f32>,
     #[serde(default)]
     pub lost_timeout_secs: Option<f64>,
+    /// Typical speed of this camera's traffic in box heights per second (a perspective-free
+    /// unit), for tracks seen once; default: learned from confirmed tracks.
+    #[serde(default)]
+    pub typical_speed_heights_per_sec: Option<f32>,
+    /// Large-motion association (default true); false = plain ByteTrack, for comparisons.
+    #[serde(default)]
+    pub large_motion: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -58,7 +58,10 @@ pub fn evaluate(cmd: &EvalCmd, ort_lib: Option<&Path>) -> anyhow::Result<EvalRep
         _ => None,
     };
     let mot = match (&cmd.mot_gt, &cmd.mot_pred) {
-        (Some(gt), Some(pred)) => Some(mot::evaluate_files(gt, pred, cmd.iou)?),
+        (Some(gt), Some(pred)) => {
+            let scope = mot::MotScope { frames: cmd.mot_frames, region: cmd.mot_region, pred_frames_only: cmd.mot_pred_frames_only };
+            Some(mot::evaluate_files(gt, pred, cmd.iou, &scope)?)
+        }
         _ => None,
     };
     let counts = match (&cmd.counts_gt, &cmd.events) {

@@ -37,6 +37,11 @@ impl Sequence {
         Ok(())
     }
 
+    /// Drops the frames `other` has no boxes on.
+    pub fn keep_frames_of(&mut self, other: &Sequence) {
+        self.frames.retain(|f, _| other.frames.contains_key(f));
+    }
+
     fn boxes(&self) -> usize {
         self.frames.values().map(Vec::len).sum()
     }
@@ -104,11 +109,48 @@ pub struct MotReport {
     pub idr: f64,
 }
 
-pub fn evaluate_files(gt: &Path, pred: &Path, iou_threshold: f32) -> anyhow::Result<MotReport> {
+/// What part of a clip a MOT evaluation scores (ground truth made for part of a clip).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MotScope {
+    /// Only frames `first..=last`.
+    pub frames: Option<(u64, u64)>,
+    /// Only boxes whose bottom centre lies in `[x1, y1, x2, y2]` (pixels), on both sides.
+    pub region: Option<[f32; 4]>,
+    /// Only the frames the predictions have rows for, anywhere in the picture (tracks made at
+    /// a reduced detection rate have none for the frames not detected).
+    pub pred_frames_only: bool,
+}
+
+impl MotScope {
+    fn apply(&self, seq: &mut Sequence) {
+        if let Some((first, last)) = self.frames {
+            seq.frames.retain(|f, _| (first..=last).contains(f));
+        }
+        if let Some([x1, y1, x2, y2]) = self.region {
+            for boxes in seq.frames.values_mut() {
+                boxes.retain(|(_, b)| {
+                    let (x, y) = b.bottom_center();
+                    (x1..=x2).contains(&x) && (y1..=y2).contains(&y)
+                });
+            }
+            seq.frames.retain(|_, boxes| !boxes.is_empty());
+        }
+    }
+}
+
+pub fn evaluate_files(gt: &Path, pred: &Path, iou_threshold: f32, scope: &MotScope) -> anyhow::Result<MotReport> {
     anyhow::ensure!((0.0..=1.0).contains(&iou_threshold) && iou_threshold > 0.0, "--iou {iou_threshold} is outside (0, 1]");
-    let gt_seq = read_sequence(gt)?;
+    let mut gt_seq = read_sequence(gt)?;
     anyhow::ensure!(gt_seq.boxes() > 0, "{}: no ground-truth boxes", gt.display());
-    let pred_seq = read_sequence(pred)?;
+    let mut pred_seq = read_sequence(pred)?;
+    // Frames with any prediction anywhere (before the region narrows them): the frames the
+    // tracker ran on, whether or not it had a track in the region.
+    if scope.pred_frames_only {
+        gt_seq.keep_frames_of(&pred_seq);
+    }
+    scope.apply(&mut gt_seq);
+    scope.apply(&mut pred_seq);
+    anyhow::ensure!(gt_seq.boxes() > 0, "{}: no ground-truth box within the frames and region scored", gt.display());
     Ok(evaluate(&gt_seq, &pred_seq, iou_threshold))
 }
 
@@ -364,5 +406,26 @@ mod tests {
         std::fs::write(&bad, "frame,track_id,x,y,w,h\n0,1,1,2,3,4\n0,1,5,5,3,4\n").expect("write");
         let e = format!("{:#}", read_sequence(&bad).expect_err("duplicate id"));
         assert!(e.contains("line 3") && e.contains("track 1 appears twice in frame 0"), "{e}");
+    }
+
+    #[test]
+    fn a_scope_narrows_frames_and_region_on_both_sides() {
+        let dir = tempfile::tempdir().expect("tmp");
+        // GT: objects 1 (top, y 0) and 2 (bottom, y 100) in frames 0–4. Predictions: only
+        // object 2, and only in frames 0, 2 and 4 (a reduced detection rate), plus a box in
+        // frame 9 outside the span.
+        let gt = dir.path().join("gt.csv");
+        let pred = dir.path().join("pred.csv");
+        let rows = |r: &[(u64, u64, f32, f32)]| r.iter().map(|(f, id, x, y)| format!("{f},{id},{x},{y},10,10\n")).collect::<String>();
+        std::fs::write(&gt, rows(&two_objects())).expect("gt");
+        let p: Vec<_> = two_objects().into_iter().filter(|r| r.1 == 2 && r.0 % 2 == 0).chain([(9, 7, 0.0, 0.0)]).collect();
+        std::fs::write(&pred, rows(&p)).expect("pred");
+        // Everything: object 1 is missed throughout, object 2 in frames 1 and 3; one FP.
+        let all = evaluate_files(&gt, &pred, 0.5, &MotScope::default()).expect("all");
+        assert_eq!((all.false_negatives, all.false_positives), (7, 1));
+        // Frames 0–4, the bottom half, frames with predictions only: a perfect score.
+        let scope = MotScope { frames: Some((0, 4)), region: Some([0.0, 50.0, 100.0, 200.0]), pred_frames_only: true };
+        let r = evaluate_files(&gt, &pred, 0.5, &scope).expect("scoped");
+        assert_eq!((r.gt_boxes, r.false_negatives, r.false_positives, r.mota), (3, 0, 0, 1.0));
     }
 }

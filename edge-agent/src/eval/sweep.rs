@@ -102,7 +102,7 @@ fn cache_key(cam: &CameraConfig) -> String {
 }
 
 fn detect_clip(config: &AgentConfig, camera: Option<&str>) -> anyhow::Result<ClipDetections> {
-    let mut clip = ClipDetector::open(config, camera, true)?;
+    let mut clip = ClipDetector::open(config, camera, Some(DetectCap::new(None)))?;
     let key = cache_key(clip.camera);
     let labels = clip.labels().to_vec();
     let mut frames = Vec::new();

@@ -61,6 +61,9 @@ pub struct TrackerConfig {
     /// Typical speed of the camera's traffic in box heights per second, for tracks seen once
     /// (`None`: learned from confirmed tracks).
     pub typical_speed: Option<f32>,
+    /// The large-motion association (buffered cascade, motion prior, rate-scaled timeouts).
+    /// Off: plain ByteTrack, as before it existed (for comparisons in one run).
+    pub large_motion: bool,
 }
 
 /// The lost timeout is at least this many detection intervals (a track at 2.5 detected
@@ -93,6 +96,7 @@ impl Default for TrackerConfig {
             buffer_max: 1.0,
             buffered_match_iou: 0.2,
             typical_speed: None,
+            large_motion: true,
         }
     }
 }
@@ -225,6 +229,9 @@ impl Tracker {
     }
 
     fn lost_timeout(&self) -> Duration {
+        if !self.config.large_motion {
+            return self.config.lost_timeout;
+        }
         let by_rate = self.interval.map_or(Duration::ZERO, |i| Duration::from_secs_f32(i * LOST_INTERVALS));
         self.config.lost_timeout.max(by_rate)
     }
@@ -290,7 +297,7 @@ impl Tracker {
         }
         // An unconfirmed track dies when unmatched; at low detection rates it may miss one.
         let grace = match self.interval {
-            Some(i) if i > 1.0 / UNCONFIRMED_GRACE_BELOW_FPS => i * 1.5,
+            Some(i) if self.config.large_motion && i > 1.0 / UNCONFIRMED_GRACE_BELOW_FPS => i * 1.5,
             _ => 0.0,
         };
         let mut dead = vec![false; self.slots.len()];
@@ -302,7 +309,7 @@ impl Tracker {
         // a handful of times, and the track still needs a second match to be confirmed.
         let first_frame = self.frames == 1;
         let new_track_score = match self.interval {
-            Some(i) if i > 1.0 / UNCONFIRMED_GRACE_BELOW_FPS => self.config.new_track_score.min(self.config.high_score),
+            Some(i) if self.config.large_motion && i > 1.0 / UNCONFIRMED_GRACE_BELOW_FPS => self.config.new_track_score.min(self.config.high_score),
             _ => self.config.new_track_score,
         };
         for &d in &leftover {
@@ -374,7 +381,7 @@ impl Tracker {
         detections: &[TrackInput],
         now: Duration,
     ) -> (Vec<(usize, usize)>, Vec<usize>, Vec<usize>) {
-        if tracks.is_empty() || dets.is_empty() {
+        if tracks.is_empty() || dets.is_empty() || !self.config.large_motion {
             return (Vec::new(), tracks.to_vec(), dets.to_vec());
         }
         // Only tracks that missed at most a detection or two: a track lost for longer is found
