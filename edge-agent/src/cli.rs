@@ -97,9 +97,13 @@ pub struct BenchCmd {
     /// Frames per stream (default: the whole clip).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub frames: Option<u64>,
-    /// ONNX Runtime intra-op threads per detector (default: the config camera's, else 2).
+    /// ONNX Runtime intra-op threads per detector (default: the config camera's, else 1;
+    /// `--threads 2` is the set-up before one-thread workers became the default).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub threads: Option<u64>,
+    /// Let ONNX Runtime's intra-op threads spin while idle (default: off, or the config's).
+    #[arg(long)]
+    pub spinning: bool,
     /// Take tracker, classes, lines, zones and detector settings from this agent config.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -143,7 +147,7 @@ pub struct DetectCmd {
     /// above the frame's own size (e.g. 1280: 1280×720 → 1280×736).
     #[arg(long)]
     pub input_long_side: Option<u32>,
-    /// ONNX Runtime threads (default: the --config camera's, else 2).
+    /// ONNX Runtime threads (default: the --config camera's, else 1).
     #[arg(long)]
     pub threads: Option<usize>,
 }

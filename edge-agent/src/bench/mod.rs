@@ -93,6 +93,7 @@ impl Scene {
     }
 }
 
+#[derive(Clone)]
 pub struct BenchOptions {
     pub input: String,
     pub model: String,
@@ -126,6 +127,9 @@ pub fn command(cmd: &BenchCmd, ort_lib: &Path) -> anyhow::Result<()> {
     if let Some(t) = cmd.threads {
         detector.threads = t as usize;
     }
+    if cmd.spinning {
+        detector.spinning = true;
+    }
     let options = BenchOptions {
         input: cmd.input.clone(),
         model: cmd.model.clone().or(config_model).unwrap_or_else(|| crate::config::DEFAULT_MODEL.to_owned()),
@@ -156,6 +160,10 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
     // As `run` does: a pool of detector workers (one per core, at most one per stream)
     // serves the streams; inference-only runs the same number of sessions side by side.
     let workers = DetectorPool::default_workers().min(opts.streams);
+    let opts = &BenchOptions {
+        detector: DetectorOptions { threads: DetectorPool::session_threads(opts.detector.threads, workers, opts.streams), ..opts.detector.clone() },
+        ..opts.clone()
+    };
     let mut detectors = (0..workers)
         .map(|_| load_detector(&opts.model, &opts.detector, &opts.ort_lib))
         .collect::<anyhow::Result<Vec<Detector>>>()?;

@@ -362,7 +362,9 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
         errs.add(&dk, "input_long_side (aspect-matched size) and input_width/input_height exclude each other");
     }
     let tiling = tile_plan(errs, &dk, d);
-    let threads = check_range(errs, &format!("{dk}.threads"), d.threads, 1, 64).unwrap_or(2);
+    // 0: the agent chooses (`run::detection::session_threads`).
+    let threads = check_range(errs, &format!("{dk}.threads"), d.threads, 1, 64).unwrap_or(0);
+    let spinning = d.spinning.unwrap_or(DetectorOptions::default().spinning);
     let mut detect_classes = classes(errs, &format!("{dk}.classes"), cam.detector.classes.clone());
     if detect_classes.is_empty() {
         detect_classes = ObjectClass::ALL.to_vec();
@@ -473,6 +475,7 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
         score_threshold: score,
         nms_iou: nms,
         threads,
+        spinning,
         verify_sha256: true,
     };
     let night_long_side = cam.night.as_ref().and_then(|n| {

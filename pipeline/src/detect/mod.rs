@@ -90,8 +90,14 @@ pub struct DetectorOptions {
     pub tiling: Option<Arc<TilePlan>>,
     pub score_threshold: Option<f32>,
     pub nms_iou: Option<f32>,
-    /// ONNX Runtime intra-op threads.
+    /// ONNX Runtime intra-op threads; 0 (the default): ONNX Runtime's own choice, one per
+    /// physical core — right for a session alone. The agent runs one session per core with one
+    /// thread each when it has a camera per core (two 1-thread sessions side by side outrun
+    /// one 2-thread session: measured here).
     pub threads: usize,
+    /// Let ONNX Runtime's intra-op threads spin while waiting for work (burns the idle
+    /// core; only matters with more than one thread).
+    pub spinning: bool,
     /// Verify the file's sha256 against the manifest at load.
     pub verify_sha256: bool,
 }
@@ -104,7 +110,8 @@ impl Default for DetectorOptions {
             tiling: None,
             score_threshold: None,
             nms_iou: None,
-            threads: 2,
+            threads: 0,
+            spinning: false,
             verify_sha256: true,
         }
     }
@@ -150,12 +157,12 @@ struct TileScratch {
     merged: Vec<Detection>,
 }
 
-fn build_session(runtime: &OrtRuntime, path: &Path, threads: usize) -> ort::Result<Session> {
+fn build_session(runtime: &OrtRuntime, path: &Path, threads: usize, spinning: bool) -> ort::Result<Session> {
     Ok(Session::builder(&runtime.env)?
         .with_optimization_level(GraphOptimizationLevel::Level3)?
         .with_intra_threads(threads)?
         .with_inter_threads(1)?
-        .with_intra_op_spinning(false)?
+        .with_intra_op_spinning(spinning)?
         .commit_from_file(path)?)
 }
 
@@ -209,7 +216,7 @@ impl Detector {
             }
             _ => {}
         }
-        let session = build_session(runtime, &manifest.path, options.threads.max(1))
+        let session = build_session(runtime, &manifest.path, options.threads, options.spinning)
             .map_err(|e| model_err(format!("not a loadable ONNX model: {e}")))?;
         check_io(&session, &manifest).map_err(model_err)?;
         let layout = InputLayout {
