@@ -1120,7 +1120,7 @@ async fn read_sse_until(resp: &mut reqwest::Response, timeout: Duration, done: i
 /// A live-stream client that stops reading after the response head, on a TCP socket with an
 /// 8 KiB receive buffer: what it does not read piles up in the server's fan-out, not in
 /// socket buffers (loopback autotunes an ordinary socket's buffers up to 32 MiB here — more
-/// than 20 000 events — so whether an ordinary stalled client lagged would depend on the
+/// than the 20 000 events this test used to send — so whether an ordinary stalled client lagged depended on the
 /// machine).
 struct StalledSse {
     stream: tokio::net::TcpStream,
@@ -1219,11 +1219,13 @@ async fn live_stream_filters_and_a_stalled_client_never_blocks_ingest() {
     assert!(!text.contains("cam-other") && !text.contains("zone_enter"), "filters applied: {text}");
     assert!(text.contains(&mix[2].event_id.to_string()) && text.contains(&mix[3].event_id.to_string()));
 
-    // 20 000 events (far past the 4 096 the live fan-out holds, and past what socket buffers
-    // absorb) while one client reads nothing.
+    // 40 000 events: past the 4 096 the live fan-out holds plus everything the stalled
+    // client's path can buffer (its 8 KiB receive buffer, the server's send buffer — at most
+    // 4 MiB here, ≈ 29 000 events — and hyper's ≈ 400 KiB write buffer), while one client
+    // reads nothing.
     let started = Instant::now();
     let (mut accepted, mut t) = (0, 5);
-    for _ in 0..20 {
+    for _ in 0..40 {
         let batch: Vec<Event> = (0..1000)
             .map(|_| {
                 t += 1;
@@ -1232,7 +1234,7 @@ async fn live_stream_filters_and_a_stalled_client_never_blocks_ingest() {
             .collect();
         accepted += tokio::time::timeout(Duration::from_secs(60), ioc.ingest(&batch)).await.expect("ingest never waits for a stalled client").0;
     }
-    assert_eq!(accepted, 20_000);
+    assert_eq!(accepted, 40_000);
     let took = started.elapsed();
     let text = stalled.read_until(Duration::from_secs(30), |t| t.contains("event: lagged\ndata: ") && t.split("event: lagged\ndata: ").nth(1).is_some_and(|r| r.contains('\n'))).await;
     let missed: u64 = text
@@ -1241,9 +1243,9 @@ async fn live_stream_filters_and_a_stalled_client_never_blocks_ingest() {
         .and_then(|rest| rest.lines().next())
         .and_then(|n| n.trim().parse().ok())
         .expect("lagged carries the number missed");
-    eprintln!("the stalled client missed {missed} of 20 000 events");
+    eprintln!("the stalled client missed {missed} of 40 000 events");
     assert!(missed > 0, "the stalled client is told it missed events");
-    assert_eq!(ioc.all_events(&[("camera", "cam-flood")], 1000).await.len(), 20_000, "every event stored ({took:?})");
+    assert_eq!(ioc.all_events(&[("camera", "cam-flood")], 1000).await.len(), 40_000, "every event stored ({took:?})");
     drop((filtered, stalled));
     ioc.stop().await;
 }
