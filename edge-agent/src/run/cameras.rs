@@ -66,6 +66,8 @@ impl CameraSet {
     /// Starts a camera: attaches it to the shared detector (loading its model if new: that
     /// error names the camera) and spawns its worker.
     pub fn start(&mut self, mut cam: CameraConfig) -> anyhow::Result<()> {
+        // What a reload compares: the camera as configured (before the agent's choices below).
+        let fingerprint = format!("{cam:?}");
         // Sessions load once per model set-up and worker; their thread count is fixed then.
         let threads = |t| DetectorPool::session_threads(t, self.workers, self.expected_cameras);
         cam.detector.threads = threads(cam.detector.threads);
@@ -74,7 +76,6 @@ impl CameraSet {
         }
         let detector = self.detectors.attach_with_night(&cam.id, &cam.model, &cam.detector, cam.night_detector.as_ref(), &self.ort_lib)?;
         let id = cam.id.clone();
-        let fingerprint = format!("{cam:?}");
         let stop = Arc::new(AtomicBool::new(false));
         let bar = self.bars.add(ProgressBar::new(0).with_style(self.style.clone()).with_prefix(id.clone()));
         self.shared.telemetry.register(&id);
