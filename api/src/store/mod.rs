@@ -50,6 +50,10 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     observer: Option<std::sync::Arc<dyn Fn(std::time::Duration) + Send + Sync>>,
+    /// Argon2 hashing and verification at once, at most one per core: each takes ≈ 19 MiB
+    /// and a core for tens of ms, so a sign-in flood from many addresses (each under the
+    /// throttle) queues here instead of filling the blocking pool's 512 threads.
+    password_work: std::sync::Arc<users::PasswordWork>,
 }
 
 /// Hides the password of a database URL for messages.
@@ -93,7 +97,7 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        Ok(Store { pool, backend, observer: None })
+        Ok(Store { pool, backend, observer: None, password_work: std::sync::Arc::default() })
     }
 
     pub fn backend(&self) -> Backend {

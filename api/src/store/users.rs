@@ -91,11 +91,47 @@ pub fn check_password(password: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Corrupt(format!("password hashing task: {e}")))
+/// Slots for Argon2 work (one per core) and the most ever running at once.
+pub(crate) struct PasswordWork {
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+    running: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for PasswordWork {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        PasswordWork { slots: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)), running: 0.into(), peak: 0.into() }
+    }
 }
 
 impl Store {
+    /// Runs Argon2 work `f` on the blocking pool once one of the per-core slots is free
+    /// (waiting meanwhile costs a parked future, not a thread and 19 MiB).
+    async fn password_task<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let permit = std::sync::Arc::clone(&self.password_work.slots)
+            .acquire_owned()
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("password hashing slots: {e}")))?;
+        let work = std::sync::Arc::clone(&self.password_work);
+        tokio::task::spawn_blocking(move || {
+            let now = work.running.fetch_add(1, SeqCst) + 1;
+            work.peak.fetch_max(now, SeqCst);
+            let out = f();
+            work.running.fetch_sub(1, SeqCst);
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("password hashing task: {e}")))
+    }
+
+    /// The most Argon2 hashings/verifications that ever ran at once (at most one per core).
+    pub fn password_tasks_peak(&self) -> usize {
+        self.password_work.peak.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Creates a user (`sites`: `None` for every site). The name must be new.
     pub async fn create_user(
         &self,
@@ -114,7 +150,7 @@ impl Store {
             return Err(StoreError::Invalid("a user's site list, when given, names at least one site".into()));
         }
         let password = password.to_owned();
-        let hash = blocking(move || hash_password(&password)).await??;
+        let hash = self.password_task(move || hash_password(&password)).await??;
         let user = User {
             user_id: random_hex(8)?,
             name: name.to_owned(),
@@ -184,7 +220,7 @@ impl Store {
             None => dummy_hash().to_owned(),
         };
         let password = password.to_owned();
-        let matches = blocking(move || verify_password(&password, &hash)).await?;
+        let matches = self.password_task(move || verify_password(&password, &hash)).await?;
         let (Some(row), true) = (row, matches) else { return Ok(None) };
         let user = row_to_user(&row)?;
         let token = random_hex(32)?;
@@ -279,5 +315,33 @@ mod tests {
         assert!(check_password(&"p".repeat(MAX_PASSWORD_BYTES + 1)).is_err());
         let err = check_password("seven77").expect_err("too short");
         assert!(!err.contains("seven77"), "never echoes the password: {err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_burst_of_sign_ins_runs_at_most_one_argon2_per_core() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("u.db").display())).await.expect("store");
+        store.create_user("alice", Role::Operator, None, "correct horse battery", "test").await.expect("user");
+        let policy = SessionPolicy { idle_ms: 60_000, lifetime_ms: 600_000 };
+        // 24 sign-ins at once (wrong, right, unknown user: each one Argon2 verification).
+        let tries: Vec<_> = (0..24)
+            .map(|i| {
+                let store = store.clone();
+                let (name, password) = match i % 3 {
+                    0 => ("alice", "wrong password!"),
+                    1 => ("alice", "correct horse battery"),
+                    _ => ("nobody", "correct horse battery"),
+                };
+                tokio::spawn(async move { store.login(name, password, policy).await.expect("login").is_some() })
+            })
+            .collect();
+        let mut signed_in = 0;
+        for t in tries {
+            signed_in += usize::from(t.await.expect("task"));
+        }
+        assert_eq!(signed_in, 8, "only the right password signs in");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let peak = store.password_tasks_peak();
+        assert!((1..=cores).contains(&peak), "{peak} Argon2 tasks ran at once on {cores} cores");
     }
 }
