@@ -163,8 +163,35 @@ fn mqtt_settings(errs: &mut Errors, m: raw::RawMqtt, agent_id: &str, base: &Path
     if m.password.is_some() && m.username.is_none() {
         errs.add("mqtt.password", "set without mqtt.username");
     }
+    let password = match (m.password, &m.password_file) {
+        (Some(_), Some(_)) => {
+            errs.add("mqtt.password_file", "excludes mqtt.password (give the password one way)");
+            None
+        }
+        (Some(p), None) => Some(p),
+        (None, Some(f)) => {
+            if m.username.is_none() {
+                errs.add("mqtt.password_file", "set without mqtt.username");
+            }
+            let path = base.join(f);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => match text.lines().next().map(str::trim_end).filter(|p| !p.is_empty()) {
+                    Some(p) => Some(p.to_owned()),
+                    None => {
+                        errs.add("mqtt.password_file", format!("{}: empty (the password is its first line)", path.display()));
+                        None
+                    }
+                },
+                Err(e) => {
+                    errs.add("mqtt.password_file", format!("{}: {e}", path.display()));
+                    None
+                }
+            }
+        }
+        (None, None) => None,
+    };
     let mut settings = BrokerSettings::new(url?, m.client_id.unwrap_or_else(|| format!("roadsight-{agent_id}")), tls?);
-    settings.credentials = m.username.map(|u| Credentials::new(u, m.password.unwrap_or_default()));
+    settings.credentials = m.username.map(|u| Credentials::new(u, password.unwrap_or_default()));
     settings.keep_alive = Duration::from_secs(m.keep_alive_secs.unwrap_or(15).max(5));
     Some(settings)
 }
@@ -807,6 +834,27 @@ mod tests {
         let cfg = parse(&mqtt_config("url = \"mqtt://broker\"\nusername = \"u\"")).expect("valid");
         let m = cfg.mqtt.expect("mqtt");
         assert_eq!((m.credentials, m.client_id.as_str()), (Some(Credentials::new("u", "")), "roadsight-a"));
+    }
+
+    #[test]
+    fn the_mqtt_password_can_come_from_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("mqtt-password"), "s3cret-from-file\n").expect("write");
+        let text = mqtt_config("url = \"mqtt://broker\"\nusername = \"edge-01\"\npassword_file = \"mqtt-password\"");
+        let cfg = validate(toml::from_str(&text).expect("syntax"), dir.path()).expect("valid");
+        assert_eq!(cfg.mqtt.expect("mqtt").credentials, Some(Credentials::new("edge-01", "s3cret-from-file")));
+        // Missing, empty, or both ways: each named with its key; the password never echoed.
+        std::fs::write(dir.path().join("empty"), "\n").expect("write");
+        for (mqtt, needle) in [
+            ("username = \"u\"\npassword_file = \"nope\"", "mqtt.password_file: "),
+            ("username = \"u\"\npassword_file = \"empty\"", "empty (the password is its first line)"),
+            ("username = \"u\"\npassword = \"inline-pw\"\npassword_file = \"mqtt-password\"", "excludes mqtt.password"),
+        ] {
+            let text = mqtt_config(&format!("url = \"mqtt://broker\"\n{mqtt}"));
+            let errs = validate(toml::from_str(&text).expect("syntax"), dir.path()).expect_err("invalid").join("\n");
+            assert!(errs.contains(needle), "{errs}");
+            assert!(!errs.contains("s3cret") && !errs.contains("inline-pw"), "{errs}");
+        }
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub struct RawMqtt {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// A file holding the password (its first line; relative to this config), so the
+    /// config itself can be shared or kept in version control. Excludes `password`.
+    #[serde(default)]
+    pub password_file: Option<String>,
     /// Default: `roadsight-<agent_id>`.
     #[serde(default)]
     pub client_id: Option<String>,
