@@ -152,14 +152,7 @@ fn apply_reload(running: &AgentConfig, reload: &Reload, cameras: &mut CameraSet)
             return;
         }
     };
-    // Debug text stands in for equality (the settings hold no PartialEq; passwords print redacted).
-    let restart_only = new.site_id != running.site_id
-        || new.agent_id != running.agent_id
-        || new.state_dir != running.state_dir
-        || new.http_listen != running.http_listen
-        || new.detector_workers != running.detector_workers
-        || format!("{:?}", new.mqtt) != format!("{:?}", running.mqtt);
-    if restart_only {
+    if changes_need_restart(&new, running) {
         tracing::warn!(
             "reload: site_id, agent_id, state_dir, http_listen, detector_workers and [mqtt] changes take effect at the next restart"
         );
@@ -169,4 +162,35 @@ fn apply_reload(running: &AgentConfig, reload: &Reload, cameras: &mut CameraSet)
         added = ?done.added, removed = ?done.removed, restarted = ?done.restarted, failed = done.failed.len(),
         "reloaded {}", reload.path.display()
     );
+}
+
+/// Whether `new` changes settings that only a restart applies (site, agent, state, endpoint,
+/// workers, broker connection).
+fn changes_need_restart(new: &AgentConfig, running: &AgentConfig) -> bool {
+    // Debug text stands in for equality (the settings hold no PartialEq; passwords print redacted).
+    new.site_id != running.site_id
+        || new.agent_id != running.agent_id
+        || new.state_dir != running.state_dir
+        || new.http_listen != running.http_listen
+        || new.detector_workers != running.detector_workers
+        || format!("{:?}", new.mqtt) != format!("{:?}", running.mqtt)
+        // A new password alone (redacted in the Debug text) is a change too.
+        || new.mqtt.as_ref().map(|m| &m.credentials) != running.mqtt.as_ref().map(|m| &m.credentials)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_broker_password_alone_needs_a_restart() {
+        let config = |password: &str, cameras: &str| {
+            let text = format!("site_id = \"s\"\nagent_id = \"a\"\n[mqtt]\nurl = \"mqtt://broker\"\nusername = \"u\"\npassword = \"{password}\"\n{cameras}");
+            crate::config::parse(&text, std::path::Path::new("agent.toml")).expect("valid")
+        };
+        let cam = |id: &str| format!("[[cameras]]\nid = \"{id}\"\nsource = \"rtsp://10.0.0.1/s\"\n");
+        let running = config("old-secret", &cam("c1"));
+        assert!(changes_need_restart(&config("new-secret", &cam("c1")), &running));
+        assert!(!changes_need_restart(&config("old-secret", &(cam("c1") + &cam("c2"))), &running), "cameras reload live");
+    }
 }
