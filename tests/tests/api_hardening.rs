@@ -11,15 +11,13 @@
 //! certificate path refused with an error naming the file.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use ioc_api::cli::ServeArgs;
-use ioc_api::store::{Role, Store};
+use ioc_api::store::Role;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
+use roadsight_tests::ioc::{init_logs, serve_args, Backend, InProcessIoc};
 use roadsight_tests::net::free_port;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,70 +27,23 @@ use tokio::net::TcpStream;
 const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; connect-src 'self'; \
 frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
 
-/// `ioc-api serve`'s own argument parser, wrapped so a test builds `ServeArgs` from flags.
-#[derive(Parser)]
-struct ServeCommand {
-    #[command(flatten)]
-    serve: ServeArgs,
-}
-
 struct Ioc {
+    server: InProcessIoc,
     addr: SocketAddr,
     /// No connection pool: an idle pooled connection would hold a server slot.
     http: reqwest::Client,
     operator: String,
     agent: String,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
-    _dir: tempfile::TempDir,
-}
-
-fn init_logs() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
-    });
-}
-
-fn serve_args(data_dir: &Path, listen: SocketAddr, flags: &[&str]) -> Result<ServeArgs, clap::Error> {
-    let mut argv = vec!["serve".to_owned(), "--no-mqtt".into(), "--listen".into(), listen.to_string(), "--data-dir".into()];
-    argv.push(data_dir.display().to_string());
-    argv.extend(flags.iter().map(|f| f.to_string()));
-    ServeCommand::try_parse_from(argv).map(|c| c.serve)
 }
 
 impl Ioc {
     /// Starts a server with these extra `serve` flags and waits until it accepts connections.
     async fn start(flags: &[&str]) -> Ioc {
-        init_logs();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let data_dir = dir.path().join("ioc-data");
-        std::fs::create_dir_all(&data_dir).expect("data dir");
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let args = serve_args(&data_dir, addr, flags).expect("serve arguments");
-        let store = Store::connect(&args.db.url()).await.expect("connecting to the test database");
-        let operator = store.create_key("operator", Role::Operator, "test-setup").await.expect("create key").1;
-        let agent = store.create_key("agent", Role::Agent, "test-setup").await.expect("create key").1;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            ioc_api::server::serve(args, async move {
-                let _ = rx.await;
-            })
-            .await
-            .map_err(|e| format!("{e:#}"))
-        });
+        let server = InProcessIoc::start(Backend::Sqlite, "hardening", flags).await;
+        let operator = server.store.create_key("operator", Role::Operator, "test-setup").await.expect("create key").1;
+        let agent = server.store.create_key("agent", Role::Agent, "test-setup").await.expect("create key").1;
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(0).build().expect("client");
-        let mut ioc = Ioc { addr, http, operator, agent, shutdown: Some(tx), task: Some(task), _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(addr).await.is_err() {
-            if ioc.task.as_ref().is_some_and(|t| t.is_finished()) {
-                panic!("ioc-api exited before listening: {:?}", ioc.task.take().expect("task").await);
-            }
-            assert!(Instant::now() < deadline, "ioc-api not listening within 30 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        ioc
+        Ioc { addr: server.listen, server, http, operator, agent }
     }
 
     fn url(&self, path: &str) -> String {
@@ -101,10 +52,7 @@ impl Ioc {
 
     /// Stops the server the way SIGTERM does and checks it ended cleanly.
     async fn stop(mut self) {
-        let _ = self.shutdown.take().expect("running").send(());
-        let task = self.task.take().expect("server task");
-        let ended = tokio::time::timeout(Duration::from_secs(30), task).await.expect("ioc-api stops within 30 s");
-        ended.expect("server task did not panic").expect("ioc-api stopped without error");
+        self.server.stop().await;
     }
 }
 
@@ -395,7 +343,7 @@ async fn bad_tls_files_are_refused_naming_the_file() {
         (["--tls-cert", c.as_str(), "--tls-key", c.as_str()], format!("--tls-key {c}: no PEM private key")),
     ] {
         let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let args = serve_args(&dir.path().join("ioc-data"), listen, &flags).expect("serve arguments");
+        let args = serve_args(&dir.path().join("ioc-data"), listen, None, &flags).expect("serve arguments");
         let result = tokio::time::timeout(Duration::from_secs(20), ioc_api::server::serve(args, std::future::pending()))
             .await
             .expect("serve returns at once on a bad TLS file");
@@ -404,7 +352,7 @@ async fn bad_tls_files_are_refused_naming_the_file() {
         assert!(TcpStream::connect(listen).await.is_err(), "nothing listens after the error");
     }
     // One without the other is a usage error.
-    let only_cert = serve_args(dir.path(), "127.0.0.1:1".parse().expect("addr"), &["--tls-cert", &c]);
+    let only_cert = serve_args(dir.path(), "127.0.0.1:1".parse().expect("addr"), None, &["--tls-cert", &c]);
     let err = only_cert.err().expect("--tls-cert alone is refused").to_string();
     assert!(err.contains("--tls-key"), "{err}");
 }

@@ -13,20 +13,17 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use clap::Parser;
-use ioc_api::cli::ServeArgs;
-use ioc_api::store::{Role, Store};
+use ioc_api::store::Role;
 use reqwest::{RequestBuilder, StatusCode};
 use roadsight_events::{
     CameraState, CameraStatus, CountRow, Counts, Event, EventBody, IncidentEvent, IncidentKind, IncidentMeasures,
     IncidentState, LineCrossing, Location, ObjectClass, ObjectRef, Severity, SnapshotRef, ZoneTransition, SCHEMA_VERSION,
 };
-use roadsight_tests::net::free_port;
-use roadsight_tests::postgres::Postgres;
+use roadsight_tests::ioc::{Backend, InProcessIoc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -34,114 +31,38 @@ use uuid::Uuid;
 // Harness: one server per test, on the chosen back-end.
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// One PostgreSQL server shared by the tests that run at the same time (each gets its own
-/// database); stopped when the last of them drops its handle, so nothing outlives the binary.
-fn shared_postgres() -> Arc<Postgres> {
-    static PG: Mutex<Weak<Postgres>> = Mutex::new(Weak::new());
-    let mut slot = PG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(pg) = slot.upgrade() {
-        return pg;
-    }
-    let pg = Arc::new(Postgres::start());
-    *slot = Arc::downgrade(&pg);
-    pg
-}
-
-/// `ioc-api serve`'s own argument parser, wrapped so a test builds `ServeArgs` from flags.
-#[derive(Parser)]
-struct ServeCommand {
-    #[command(flatten)]
-    serve: ServeArgs,
-}
-
 const OPERATOR_NAME: &str = "night-shift-operator";
 
 /// A running `ioc-api` with one key of each role.
 struct Ioc {
+    server: InProcessIoc,
     base: String,
     http: reqwest::Client,
     agent: String,
     operator: String,
     admin: String,
     backend: Backend,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
-    _dir: tempfile::TempDir,
-    // Dropped after the server (field order): the database outlives its clients.
-    _pg: Option<Arc<Postgres>>,
-}
-
-/// Server logs (errors behind a 500 included) go to the test's captured output.
-fn init_logs() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
-    });
 }
 
 impl Ioc {
     async fn start(backend: Backend, test: &str) -> Ioc {
-        init_logs();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let data_dir = dir.path().join("ioc-data");
-        std::fs::create_dir_all(&data_dir).expect("data dir");
-        let (database, pg) = match backend {
-            // The embedded default: no --database, the SQLite file goes in the data folder.
-            Backend::Sqlite => (None, None),
-            Backend::Postgres => {
-                let db = format!("api_{test}");
-                let (url, pg) = tokio::task::spawn_blocking(move || {
-                    let pg = shared_postgres();
-                    (pg.new_database(&db), pg)
-                })
-                .await
-                .expect("starting PostgreSQL");
-                (Some(url), Some(pg))
-            }
-        };
-        let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        // The arguments `ioc-api serve` parses (new flags with defaults need no change here).
-        let mut argv = vec!["serve".to_owned(), "--no-mqtt".into(), "--listen".into(), listen.to_string(), "--data-dir".into()];
-        argv.push(data_dir.display().to_string());
-        if let Some(url) = database {
-            argv.extend(["--database".to_owned(), url]);
-        }
-        let args = ServeCommand::try_parse_from(argv).expect("serve arguments").serve;
+        let server = InProcessIoc::start(backend, &format!("api_{test}"), &[]).await;
         let (agent, operator, admin) = {
-            // What `ioc-api keys create` does, on the database the server will use.
-            let store = Store::connect(&args.db.url()).await.expect("connecting to the test database");
+            let store = &server.store;
             let make = |name: &'static str, role| {
                 let store = store.clone();
                 async move { store.create_key(name, role, "test-setup").await.expect("create key").1 }
             };
             (make("edge-agent-key", Role::Agent).await, make(OPERATOR_NAME, Role::Operator).await, make("admin-key", Role::Admin).await)
         };
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            ioc_api::server::serve(args, async move {
-                let _ = rx.await;
-            })
-            .await
-            .map_err(|e| format!("{e:#}"))
-        });
         let mut ioc = Ioc {
-            base: format!("http://{listen}"),
+            base: server.base(),
+            server,
             http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client"),
             agent,
             operator,
             admin,
             backend,
-            shutdown: Some(tx),
-            task: Some(task),
-            _dir: dir,
-            _pg: pg,
         };
         ioc.wait_healthy().await;
         ioc
@@ -156,10 +77,7 @@ impl Ioc {
                     return;
                 }
             }
-            if self.task.as_ref().is_some_and(|t| t.is_finished()) {
-                let t = self.task.take().expect("task");
-                panic!("ioc-api ({:?}) exited before it was healthy: {:?}", self.backend, t.await);
-            }
+            self.server.panic_if_exited().await;
             assert!(Instant::now() < deadline, "ioc-api ({:?}) not healthy within 30 s", self.backend);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -167,13 +85,8 @@ impl Ioc {
 
     /// Stops the server the way `ioc-api serve` stops on SIGTERM and checks it ended cleanly.
     async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
         self.http = reqwest::Client::new(); // closes the pooled keep-alive connections
-        let task = self.task.take().expect("server task");
-        let ended = tokio::time::timeout(Duration::from_secs(30), task).await.expect("ioc-api stops within 30 s");
-        ended.expect("server task did not panic").expect("ioc-api stopped without error");
+        self.server.stop().await;
     }
 
     fn url(&self, path: &str) -> String {
@@ -223,15 +136,6 @@ impl Ioc {
             }
         }
         panic!("pagination did not end");
-    }
-}
-
-impl Drop for Ioc {
-    fn drop(&mut self) {
-        // A failed test: ask the server to stop; the runtime ending aborts what remains.
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
     }
 }
 

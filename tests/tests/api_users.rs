@@ -9,57 +9,26 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use ioc_api::cli::ServeArgs;
 use ioc_api::store::{Role, Store};
 use reqwest::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
 use reqwest::{RequestBuilder, StatusCode};
-use roadsight_tests::net::free_port;
-use roadsight_tests::postgres::Postgres;
+use roadsight_tests::ioc::{Backend, InProcessIoc};
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-fn shared_postgres() -> Arc<Postgres> {
-    static PG: Mutex<Weak<Postgres>> = Mutex::new(Weak::new());
-    let mut slot = PG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(pg) = slot.upgrade() {
-        return pg;
-    }
-    let pg = Arc::new(Postgres::start());
-    *slot = Arc::downgrade(&pg);
-    pg
-}
-
-#[derive(Parser)]
-struct ServeCommand {
-    #[command(flatten)]
-    serve: ServeArgs,
-}
 
 const CSRF: (&str, &str) = ("x-requested-with", "roadsight");
 const PASSWORD: &str = "correct horse battery staple";
 
 /// A running `ioc-api` (in-process, `--no-mqtt`) with an unscoped admin key, and its store.
 struct Ioc {
+    server: InProcessIoc,
     base: String,
     http: reqwest::Client,
     store: Store,
     admin: String,
     database_url: String,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
-    _dir: tempfile::TempDir,
-    _pg: Option<Arc<Postgres>>,
 }
 
 /// A signed-in browser: the cookie it got.
@@ -74,69 +43,29 @@ struct Browser {
 
 impl Ioc {
     async fn start(backend: Backend, test: &str, flags: &[&str]) -> Ioc {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let data_dir = dir.path().join("ioc-data");
-        std::fs::create_dir_all(&data_dir).expect("data dir");
-        let (database, pg) = match backend {
-            Backend::Sqlite => (None, None),
-            Backend::Postgres => {
-                let db = format!("users_{test}");
-                let (url, pg) = tokio::task::spawn_blocking(move || {
-                    let pg = shared_postgres();
-                    (pg.new_database(&db), pg)
-                })
-                .await
-                .expect("starting PostgreSQL");
-                (Some(url), Some(pg))
-            }
-        };
-        let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let mut argv = vec!["serve".to_owned(), "--no-mqtt".into(), "--listen".into(), listen.to_string(), "--data-dir".into()];
-        argv.push(data_dir.display().to_string());
-        if let Some(url) = database {
-            argv.extend(["--database".to_owned(), url]);
-        }
-        argv.extend(flags.iter().map(|f| (*f).to_owned()));
-        let args = ServeCommand::try_parse_from(argv).expect("serve arguments").serve;
-        let database_url = args.db.url();
-        let store = Store::connect(&database_url).await.expect("connecting to the test database");
+        let server = InProcessIoc::start(backend, &format!("users_{test}"), flags).await;
+        let store = server.store.clone();
         let admin = store.create_key("admin-key", Role::Admin, "test-setup").await.expect("admin key").1;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            ioc_api::server::serve(args, async move {
-                let _ = rx.await;
-            })
-            .await
-            .map_err(|e| format!("{e:#}"))
-        });
-        let ioc = Ioc {
-            base: format!("http://{listen}"),
+        let mut ioc = Ioc {
+            base: server.base(),
+            database_url: server.database_url.clone(),
+            server,
             http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client"),
             store,
             admin,
-            database_url,
-            shutdown: Some(tx),
-            task: Some(task),
-            _dir: dir,
-            _pg: pg,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !matches!(ioc.http.get(ioc.url("/health")).send().await, Ok(r) if r.status() == StatusCode::OK) {
             assert!(Instant::now() < deadline, "ioc-api ({backend:?}) not healthy within 30 s");
-            assert!(!ioc.task.as_ref().is_some_and(|t| t.is_finished()), "ioc-api ({backend:?}) exited early");
+            ioc.server.panic_if_exited().await;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         ioc
     }
 
     async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
         self.http = reqwest::Client::new();
-        let task = self.task.take().expect("server task");
-        let ended = tokio::time::timeout(Duration::from_secs(30), task).await.expect("ioc-api stops within 30 s");
-        ended.expect("server task did not panic").expect("ioc-api stopped without error");
+        self.server.stop().await;
     }
 
     fn url(&self, path: &str) -> String {
@@ -185,14 +114,6 @@ impl Ioc {
         let (s, body) = send(self.admin_post("/api/v1/events").json(events)).await;
         assert_eq!(s, StatusCode::OK, "ingest: {body}");
         assert_eq!(body["accepted"].as_u64(), Some(events.len() as u64), "{body}");
-    }
-}
-
-impl Drop for Ioc {
-    fn drop(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
     }
 }
 
