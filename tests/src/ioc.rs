@@ -151,3 +151,27 @@ impl Drop for InProcessIoc {
         }
     }
 }
+
+/// Generates `sqlite::<name>` and `postgres::<name>` tests from `async fn <name>(Backend)`:
+/// the same behaviour on both stores.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::ioc::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::ioc::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}

@@ -24,6 +24,7 @@ use roadsight_events::{
     IncidentState, LineCrossing, Location, ObjectClass, ObjectRef, Severity, SnapshotRef, ZoneTransition, SCHEMA_VERSION,
 };
 use roadsight_tests::ioc::{Backend, InProcessIoc};
+use roadsight_tests::on_both_backends;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -1154,27 +1155,6 @@ async fn live_stream_filters_and_a_stalled_client_never_blocks_ingest() {
     ioc.stop().await;
 }
 
-/// Generates `<name>_sqlite` and `<name>_postgres` tests: the same behaviour, both stores.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     ingest_is_idempotent_and_gaps_close,

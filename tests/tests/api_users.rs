@@ -15,6 +15,7 @@ use ioc_api::store::{Role, Store};
 use reqwest::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
 use reqwest::{RequestBuilder, StatusCode};
 use roadsight_tests::ioc::{Backend, InProcessIoc};
+use roadsight_tests::on_both_backends;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -567,25 +568,5 @@ async fn users_cli() {
     assert!(String::from_utf8_lossy(&run(&["users", "list"], None).stdout).contains("disabled"));
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(roles_csrf_and_audit, site_scope_hides_other_sites, login_throttling, sessions_cookies_and_expiry);
