@@ -5,6 +5,7 @@
 //! `track` and `analytics` are pure and run on stream timestamps, never the wall clock.
 
 pub mod analytics;
+pub mod cadence;
 pub mod colour;
 pub mod detect;
 pub mod frame;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use roadsight_events::{CountRow, Counts, EventBody, LineCrossing, ObjectClass, ObjectRef, ZoneTransition};
 
+use crate::cadence::Cadence;
 use crate::geometry::BBox;
 use crate::track::PriorRegion;
 pub use incidents::{IncidentConfig, IncidentEngine};
@@ -165,7 +166,7 @@ const PART_OF_STALE: Duration = Duration::from_millis(250);
 /// or, at low detection rates, up to 1.5 detection intervals ago if one box is clearly the
 /// larger (a whole bus and its section; a car that took the place of the car ahead of it is
 /// of the same size, and is another vehicle).
-fn is_part(r: &RecentCrossing, b: &BBox, pts: Duration, interval: Option<f32>) -> bool {
+fn is_part(r: &RecentCrossing, b: &BBox, pts: Duration, cadence: &Cadence) -> bool {
     let age = pts.saturating_sub(r.latest_at);
     if r.latest.ios(b) < PART_OF_IOS {
         return false;
@@ -173,7 +174,7 @@ fn is_part(r: &RecentCrossing, b: &BBox, pts: Duration, interval: Option<f32>) -
     if age <= PART_OF_STALE {
         return true;
     }
-    let stale_by_rate = interval.map_or(Duration::ZERO, |i| Duration::from_secs_f32(1.5 * i));
+    let stale_by_rate = cadence.times(1.5);
     let (a, c) = (r.latest.area().max(1e-3), b.area().max(1e-3));
     age <= stale_by_rate && a.max(c) / a.min(c) >= 1.5
 }
@@ -195,9 +196,8 @@ pub struct Analytics {
     recent: Vec<RecentCrossing>,
     /// Where each track was last seen, for [`Analytics::continued_track`].
     last_seen: BTreeMap<u64, LastSeen>,
-    /// Mean time between updates (seconds).
-    interval: Option<f32>,
-    last_pts: Option<Duration>,
+    /// How often updates come (the detection rate).
+    cadence: Cadence,
 }
 
 /// A track's last observation.
@@ -267,8 +267,7 @@ impl Analytics {
             totals: BTreeMap::new(),
             recent: Vec::new(),
             last_seen: BTreeMap::new(),
-            interval: None,
-            last_pts: None,
+            cadence: Cadence::default(),
             // Calibrations are checked when the config is validated; a bad one disables
             // incident rules rather than the camera.
             incidents: IncidentEngine::new(&config.incidents, width, height)
@@ -287,10 +286,7 @@ impl Analytics {
         let mut out = Vec::new();
         self.roll_intervals(pts, &mut out);
         self.refresh_recent(pts, active);
-        if let Some(dt) = self.last_pts.map(|t| pts.saturating_sub(t).as_secs_f32()).filter(|&dt| dt > 0.0 && dt < 5.0) {
-            self.interval = Some(self.interval.map_or(dt, |i| i + 0.1 * (dt - i)));
-        }
-        self.last_pts = Some(pts);
+        self.cadence.observe(pts);
         for obj in active {
             if !self.last_seen.contains_key(&obj.track_id) {
                 self.start_track(pts, obj, &mut out);
@@ -382,7 +378,7 @@ impl Analytics {
     }
 
     fn observe_lines(&mut self, pts: Duration, obj: &TrackedObject, out: &mut Vec<Emitted>) {
-        let interval = self.interval;
+        let cadence = self.cadence;
         for (i, line) in self.lines.iter_mut().enumerate() {
             if !accepts(&line.spec.classes, obj.class) {
                 continue;
@@ -395,7 +391,7 @@ impl Analytics {
                     && r.forward == forward
                     && r.class == obj.class
                     && r.track_id != obj.track_id
-                    && (r.parts.contains(&obj.track_id) || is_part(r, &obj.bbox, pts, interval))
+                    && (r.parts.contains(&obj.track_id) || is_part(r, &obj.bbox, pts, &cadence))
             });
             if let Some(counted) = part_of {
                 tracing::debug!(line = %line.spec.id, track = obj.track_id, counted = counted.track_id, "crossing of a part of an object already counted");
@@ -426,8 +422,7 @@ impl Analytics {
     }
 
     fn continue_window(&self) -> Duration {
-        let by_rate = self.interval.map_or(Duration::ZERO, |i| Duration::from_secs_f32(i * CONTINUE_INTERVALS));
-        CONTINUE_WINDOW.max(by_rate)
+        CONTINUE_WINDOW.max(self.cadence.times(CONTINUE_INTERVALS))
     }
 
     /// A lost track that `obj` (new) continues: not seen in this frame, seen within the window,

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use pathfinding::prelude::{kuhn_munkres, Matrix};
 
+use crate::cadence::Cadence;
 use crate::geometry::BBox;
 pub use kalman::Kalman;
 pub use motion::{Hypothesis, MotionPrior, PriorRegion};
@@ -186,10 +187,9 @@ pub struct Tracker {
     config: TrackerConfig,
     slots: Vec<TrackSlot>,
     next_id: u64,
-    last_time: Option<Duration>,
     frames: u64,
-    /// Mean time between updates (seconds), once there were two.
-    interval: Option<f32>,
+    /// How often updates come (the detection rate).
+    cadence: Cadence,
     prior: Option<MotionPrior>,
     hyps: Vec<Hypothesis>,
 }
@@ -209,7 +209,7 @@ fn shifted(b: &BBox, dx: f32, dy: f32) -> BBox {
 
 impl Tracker {
     pub fn new(config: TrackerConfig) -> Self {
-        Tracker { config, slots: Vec::new(), next_id: 1, last_time: None, frames: 0, interval: None, prior: None, hyps: Vec::new() }
+        Tracker { config, slots: Vec::new(), next_id: 1, frames: 0, cadence: Cadence::default(), prior: None, hyps: Vec::new() }
     }
 
     pub fn config(&self) -> &TrackerConfig {
@@ -223,17 +223,17 @@ impl Tracker {
         self.prior = Some(MotionPrior::new(width, height, regions, self.config.typical_speed));
     }
 
-    /// The motion prior (after [`Tracker::set_scene`]).
-    pub fn motion_prior(&self) -> Option<&MotionPrior> {
-        self.prior.as_ref()
-    }
-
     fn lost_timeout(&self) -> Duration {
         if !self.config.large_motion {
             return self.config.lost_timeout;
         }
-        let by_rate = self.interval.map_or(Duration::ZERO, |i| Duration::from_secs_f32(i * LOST_INTERVALS));
-        self.config.lost_timeout.max(by_rate)
+        self.config.lost_timeout.max(self.cadence.times(LOST_INTERVALS))
+    }
+
+    /// Whether detections come so rarely that unconfirmed tracks get a grace and any
+    /// high-score detection may start a track.
+    fn low_rate(&self) -> bool {
+        self.config.large_motion && self.cadence.slower_than(UNCONFIRMED_GRACE_BELOW_FPS)
     }
 
     /// Buffer for a track last seen `gap` seconds ago.
@@ -243,13 +243,8 @@ impl Tracker {
 
     /// Feeds one frame's detections at stream time `now`.
     pub fn update(&mut self, detections: &[TrackInput], now: Duration) -> TrackUpdate {
-        let dt = self.last_time.map_or(0.0, |t| now.saturating_sub(t).as_secs_f32());
-        self.last_time = Some(now);
+        let dt = self.cadence.observe(now);
         self.frames += 1;
-        // Mean detection interval; gaps over 5 s (a stall, a reconnect) say nothing of the rate.
-        if dt > 0.0 && dt < 5.0 {
-            self.interval = Some(self.interval.map_or(dt, |i| i + 0.1 * (dt - i)));
-        }
         for slot in &mut self.slots {
             slot.kalman.predict(dt);
         }
@@ -296,10 +291,7 @@ impl Tracker {
             self.slots[s].apply(&detections[d], now);
         }
         // An unconfirmed track dies when unmatched; at low detection rates it may miss one.
-        let grace = match self.interval {
-            Some(i) if self.config.large_motion && i > 1.0 / UNCONFIRMED_GRACE_BELOW_FPS => i * 1.5,
-            _ => 0.0,
-        };
+        let grace = if self.low_rate() { self.cadence.times(1.5).as_secs_f32() } else { 0.0 };
         let mut dead = vec![false; self.slots.len()];
         for &s in &failed_new {
             dead[s] = now.saturating_sub(self.slots[s].track.last_seen).as_secs_f32() > grace;
@@ -308,10 +300,8 @@ impl Tracker {
         // At low detection rates every high-score detection may start one: a vehicle is seen
         // a handful of times, and the track still needs a second match to be confirmed.
         let first_frame = self.frames == 1;
-        let new_track_score = match self.interval {
-            Some(i) if self.config.large_motion && i > 1.0 / UNCONFIRMED_GRACE_BELOW_FPS => self.config.new_track_score.min(self.config.high_score),
-            _ => self.config.new_track_score,
-        };
+        let new_track_score =
+            if self.low_rate() { self.config.new_track_score.min(self.config.high_score) } else { self.config.new_track_score };
         for &d in &leftover {
             let det = &detections[d];
             if det.score < new_track_score {
@@ -387,7 +377,7 @@ impl Tracker {
         // Only tracks that missed at most a detection or two: a track lost for longer is found
         // again by the strict stage or not at all (its prediction has drifted too far to trust
         // a loose match next to other objects).
-        let max_gap = self.interval.map_or(0.0, |i| i * BUFFERED_MAX_INTERVALS);
+        let max_gap = self.cadence.times(BUFFERED_MAX_INTERVALS).as_secs_f32();
         let (tracks, stale): (Vec<usize>, Vec<usize>) =
             tracks.iter().partition(|&&s| now.saturating_sub(self.slots[s].track.last_seen).as_secs_f32() <= max_gap + 1e-4);
         let mut hyps = std::mem::take(&mut self.hyps);
