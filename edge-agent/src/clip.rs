@@ -51,14 +51,10 @@ impl<'c> ClipDetector<'c> {
             ),
             None => None,
         };
-        let origin = match cam.clock_origin {
-            Some(origin) => origin,
-            None => crate::config::DEFAULT_FILE_EPOCH.parse().context("default file epoch")?,
-        };
         let source = VideoSource::open(&SourceSpec::new(cam.source.clone(), Pacing::EveryFrame))
             .with_context(|| format!("camera {}", cam.id))?;
         let cap = cap.unwrap_or_else(|| DetectCap::new(cam.min_detect_interval));
-        Ok(ClipDetector { camera: cam, clock: StreamClock { origin }, detector, night_detector, source, cap, decoded: 0 })
+        Ok(ClipDetector { camera: cam, clock: cam.file_clock(), detector, night_detector, source, cap, decoded: 0 })
     }
 
     /// The model's class labels (day model; a night model has the same label set).

@@ -10,7 +10,7 @@ use anyhow::Context;
 use crate::clip::ClipDetector;
 use crate::config::AgentConfig;
 use crate::run::detect_cap::DetectCap;
-use crate::run::processor::{ClassMap, FrameProcessor};
+use crate::run::processor::FrameProcessor;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackSummary {
@@ -36,11 +36,8 @@ pub fn track(
     let cap = max_detect_fps.map(|f| DetectCap::new(Some(std::time::Duration::from_secs_f64(1.0 / f))));
     let mut clip = ClipDetector::open(config, camera_id, cap)?;
     let cam = clip.camera;
-    // The camera's classes, tracker, analytics and detection rules, exactly as `run` builds
-    // them: the tracks are the ones `run` counts with.
-    let classes = ClassMap::new(clip.labels(), &cam.classes);
-    let mut processor =
-        FrameProcessor::new(classes, cam.tracker.clone(), cam.analytics.clone(), clip.clock).with_rules(cam.rules.clone());
+    // Built exactly as `run` builds it: the tracks are the ones `run` counts with.
+    let mut processor = FrameProcessor::for_camera(cam, clip.labels(), clip.clock);
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut csv = std::io::BufWriter::new(file);
     writeln!(csv, "frame,track_id,x,y,w,h,class,score")?;

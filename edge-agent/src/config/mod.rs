@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use roadsight_events::{Location, ObjectClass};
 use roadsight_pipeline::analytics::incidents::{CongestionRule, SpeedingRule, StoppedRule, WrongWayRule, ZoneRules};
-use roadsight_pipeline::analytics::{Anchor, AnalyticsConfig, IncidentConfig, LineSpec, ZoneSpec};
+use roadsight_pipeline::analytics::{Anchor, AnalyticsConfig, IncidentConfig, LineSpec, StreamClock, ZoneSpec};
 use roadsight_pipeline::detect::tiles::{MergeOptions, NormRect, TileGrid, TilePlan};
 use roadsight_pipeline::detect::DetectorOptions;
 use roadsight_pipeline::source::{redact_uri, Pacing};
@@ -103,6 +103,17 @@ impl CameraConfig {
     pub fn display_source(&self) -> String {
         redact_uri(&self.source)
     }
+
+    /// The stream clock of this camera's source read as a file (`track`, the counts sweep):
+    /// its `start_time`, else [`DEFAULT_FILE_EPOCH`] (also for a file played live).
+    pub fn file_clock(&self) -> StreamClock {
+        StreamClock { origin: self.clock_origin.unwrap_or_else(default_file_epoch) }
+    }
+}
+
+/// [`DEFAULT_FILE_EPOCH`] as a time.
+fn default_file_epoch() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(DEFAULT_FILE_EPOCH).map_or(DateTime::UNIX_EPOCH, |t| t.with_timezone(&Utc))
 }
 
 /// Collects validation errors with their key paths.
@@ -834,6 +845,17 @@ mod tests {
         let cfg = parse(&mqtt_config("url = \"mqtt://broker\"\nusername = \"u\"")).expect("valid");
         let m = cfg.mqtt.expect("mqtt");
         assert_eq!((m.credentials, m.client_id.as_str()), (Some(Credentials::new("u", "")), "roadsight-a"));
+    }
+
+    #[test]
+    fn a_file_camera_without_start_time_runs_on_the_default_epoch() {
+        assert_eq!(default_file_epoch().to_rfc3339(), "2020-01-01T00:00:00+00:00");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("clip.mp4"), b"").expect("write");
+        let text = "site_id = \"s\"\n[[cameras]]\nid = \"c1\"\nsource = \"clip.mp4\"\nmode = \"live\"\n";
+        let cfg = validate(toml::from_str(text).expect("syntax"), dir.path()).expect("valid");
+        assert!(cfg.cameras[0].clock_origin.is_none(), "a file played live starts its clock when it streams");
+        assert_eq!(cfg.cameras[0].file_clock().origin, default_file_epoch());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use roadsight_events::EventBody;
+use roadsight_pipeline::analytics::StreamClock;
 use roadsight_pipeline::detect::Detection;
 use roadsight_pipeline::geometry::BBox;
 use serde::{Deserialize, Serialize};
@@ -23,7 +24,7 @@ use super::counts::{read_hand_counts, CountsReport, CrossingTally};
 use crate::clip::ClipDetector;
 use crate::config::{AgentConfig, CameraConfig};
 use crate::run::detect_cap::DetectCap;
-use crate::run::processor::{ClassMap, FrameProcessor};
+use crate::run::processor::FrameProcessor;
 
 /// A detection rate of a sweep: every decoded frame, or a `max_detect_fps`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -153,11 +154,8 @@ pub struct SweepReport {
 }
 
 /// Replays `clip` at `rate` through the camera's processor; its crossings.
-fn replay(cam: &CameraConfig, clip: &ClipDetections, clock_origin: chrono::DateTime<chrono::Utc>, rate: Rate) -> (usize, CrossingTally) {
-    let classes = ClassMap::new(&clip.labels, &cam.classes);
-    let clock = roadsight_pipeline::analytics::StreamClock { origin: clock_origin };
-    let mut processor =
-        FrameProcessor::new(classes, cam.tracker.clone(), cam.analytics.clone(), clock).with_rules(cam.rules.clone());
+fn replay(cam: &CameraConfig, clip: &ClipDetections, clock: StreamClock, rate: Rate) -> (usize, CrossingTally) {
+    let mut processor = FrameProcessor::for_camera(cam, &clip.labels, clock);
     let mut cap = rate.cap();
     let mut tally = CrossingTally::default();
     let mut detected = 0;
@@ -191,14 +189,11 @@ pub fn sweep(
     let hand = read_hand_counts(hand_counts)?;
     let cam = config.camera(camera)?;
     let clip = clip_detections(config, camera, cache)?;
-    let origin = match cam.clock_origin {
-        Some(origin) => origin,
-        None => crate::config::DEFAULT_FILE_EPOCH.parse().context("default file epoch")?,
-    };
+    let clock = cam.file_clock();
     let rates = rates
         .iter()
         .map(|&rate| {
-            let (detected_frames, tally) = replay(cam, &clip, origin, rate);
+            let (detected_frames, tally) = replay(cam, &clip, clock, rate);
             RateCounts { rate, detected_frames, counts: tally.report(&hand, Some(&cam.id)) }
         })
         .collect();

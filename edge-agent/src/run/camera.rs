@@ -15,7 +15,7 @@ use roadsight_pipeline::source::{Pacing, ReturnWatch, SourceEvent, SourceSpec, V
 use super::detect_cap::DetectCap;
 use super::detection::CameraDetector;
 use super::telemetry::{Stage, Telemetry};
-use super::processor::{ClassMap, FrameProcessor};
+use super::processor::FrameProcessor;
 use super::outbox::Outbox;
 use super::stamp::EventStamper;
 use crate::config::CameraConfig;
@@ -134,9 +134,8 @@ impl CameraWorker {
         let detect_cap = DetectCap::new(cfg.min_detect_interval);
         let origin = cfg.clock_origin.unwrap_or_else(Utc::now);
         let clock = StreamClock { origin };
-        let classes = ClassMap::new(detector.labels(), &cfg.classes);
         Ok(CameraWorker {
-            processor: FrameProcessor::new(classes, cfg.tracker.clone(), cfg.analytics.clone(), clock).with_rules(cfg.rules.clone()),
+            processor: FrameProcessor::for_camera(&cfg, detector.labels(), clock),
             stamper: EventStamper::new(&shared.site_id, &cfg.id, &shared.agent_id, clock),
             timeline: Timeline::new(live),
             detector,

@@ -12,6 +12,7 @@ use roadsight_pipeline::geometry::BBox;
 use roadsight_pipeline::track::{Track, TrackInput, Tracker, TrackerConfig};
 
 use crate::config::rules::{ClassThresholds, DetectionRules};
+use crate::config::CameraConfig;
 
 /// Model class id → traffic class, for the classes a camera wants.
 #[derive(Debug, Clone)]
@@ -94,6 +95,13 @@ impl FrameProcessor {
             riders: HashMap::new(),
             active: Vec::new(),
         }
+    }
+
+    /// Camera `cam`'s processor, as `run`, `track` and the counts sweep build it: its
+    /// classes (from the model's `labels`), tracker, analytics and detection rules.
+    pub fn for_camera(cam: &CameraConfig, labels: &[String], clock: StreamClock) -> Self {
+        FrameProcessor::new(ClassMap::new(labels, &cam.classes), cam.tracker.clone(), cam.analytics.clone(), clock)
+            .with_rules(cam.rules.clone())
     }
 
     /// Per-class thresholds, night profile and rider–bike fusion (default: none of them).
