@@ -62,7 +62,8 @@ struct TrackLineState {
     at: Point,
     /// Signed distance of `at`.
     d: f32,
-    /// Whether the latest observation was `at` (not one inside the band since).
+    /// Whether the latest observation was `at` (not one inside the band since); read only
+    /// once `side` is decided.
     latest_is_at: bool,
     counted: bool,
 }
@@ -104,21 +105,14 @@ impl CountingLine {
         let moved_across = |st: &TrackLineState| {
             st.side.is_some() && st.latest_is_at && st.d * d < 0.0 && (d - st.d).abs() >= MOTION_STEP_BANDS * band
         };
-        let side = if d > band {
-            Side::Right
-        } else if d < -band {
-            Side::Left
-        } else if d != 0.0 && self.tracks.get(&track_id).is_some_and(moved_across) {
-            if d > 0.0 {
-                Side::Right
-            } else {
-                Side::Left
-            }
-        } else {
-            let st = self.tracks.entry(track_id).or_insert(TrackLineState { side: None, at: p, d, latest_is_at: true, counted: false });
-            st.latest_is_at = st.side.is_none() && st.at == p;
-            return None; // inside the band: no decision
-        };
+        let decided = d.abs() > band || (d != 0.0 && self.tracks.get(&track_id).is_some_and(moved_across));
+        if !decided {
+            // Inside the band: no decision (`latest_is_at` only matters once a side is decided).
+            let fresh = TrackLineState { side: None, at: p, d, latest_is_at: false, counted: false };
+            self.tracks.entry(track_id).or_insert(fresh).latest_is_at = false;
+            return None;
+        }
+        let side = if d > 0.0 { Side::Right } else { Side::Left };
         let (p1, p2) = (self.p1, self.p2);
         let Some(st) = self.tracks.get_mut(&track_id) else {
             self.tracks.insert(track_id, TrackLineState { side: Some(side), at: p, d, latest_is_at: true, counted: false });
