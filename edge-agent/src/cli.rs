@@ -177,7 +177,7 @@ pub struct RunCmd {
 }
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("part").required(true).multiple(true).args(["gt", "mot_gt", "counts_gt"])))]
+#[command(group(ArgGroup::new("part").required(true).multiple(true).args(["gt", "mot_gt", "counts_gt", "incidents_gt", "signals_gt"])))]
 pub struct EvalCmd {
     /// Detection ground truth CSV: frame,x,y,w,h,label.
     #[arg(long, requires = "pred")]
@@ -221,9 +221,27 @@ pub struct EvalCmd {
     /// traffic class); scored against `--events`, or against each rate of `--counts-sweep`.
     #[arg(long)]
     pub counts_gt: Option<PathBuf>,
-    /// Events (JSON lines) from `edge-agent run --events`; its line_crossing events are counted.
-    #[arg(long, requires = "counts_gt")]
+    /// Events (JSON lines) from `edge-agent run --events`: its line_crossing events are
+    /// counted (`--counts-gt`), its incidents scored (`--incidents-gt`).
+    #[arg(long)]
     pub events: Option<PathBuf>,
+    /// Hand-made incident ground truth CSV: kind,from_frame,to_frame,x,y,w,h,class,note
+    /// (normalised box); precision and recall per kind of `--events`' incidents.
+    #[arg(long, requires_all = ["events", "clip_size", "clip_fps"])]
+    pub incidents_gt: Option<PathBuf>,
+    /// The clip's frame size WIDTHxHEIGHT (to place the ground truth's normalised boxes).
+    #[arg(long, value_parser = parse_frame_size, requires = "incidents_gt")]
+    pub clip_size: Option<FrameSize>,
+    /// The clip's frame rate (the ground truth counts frames).
+    #[arg(long, requires = "incidents_gt")]
+    pub clip_fps: Option<f64>,
+    /// Hand-labelled signal phases (`samples/*.signals.toml`): the lamp classifier's accuracy
+    /// on every frame of the clip it names.
+    #[arg(long)]
+    pub signals_gt: Option<PathBuf>,
+    /// The clip of `--signals-gt` (default: its `clip` in ../../shared/samples beside it).
+    #[arg(long, requires = "signals_gt")]
+    pub signals_clip: Option<PathBuf>,
     /// Count only this camera's events (needed when the events file holds several cameras);
     /// with `--counts-sweep`, the config's camera to sweep (default: its first).
     #[arg(long)]
@@ -266,6 +284,19 @@ pub struct TrackCmd {
     /// camera's `max_detect_fps` (rows are written for the detected frames only).
     #[arg(long, value_parser = parse_detect_fps)]
     pub max_detect_fps: Option<f64>,
+}
+
+/// A frame size, `WIDTHxHEIGHT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSize {
+    pub width: u32,
+    pub height: u32,
+}
+
+fn parse_frame_size(s: &str) -> Result<FrameSize, String> {
+    let (w, h) = s.split_once('x').ok_or_else(|| format!("'{s}' is not WIDTHxHEIGHT"))?;
+    let n = |v: &str| v.trim().parse::<u32>().ok().filter(|v| *v > 0).ok_or_else(|| format!("'{s}' is not WIDTHxHEIGHT"));
+    Ok(FrameSize { width: n(w)?, height: n(h)? })
 }
 
 fn parse_frame_span(s: &str) -> Result<(u64, u64), String> {

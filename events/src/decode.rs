@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     CameraState, CountRow, Event, EventBody, EventType, IncidentKind, IncidentMeasures, IncidentState, Location,
-    ObjectRef, Severity, SnapshotRef, SCHEMA_VERSION,
+    ObjectRef, Severity, SignalPhase, SignalSource, SnapshotRef, SCHEMA_VERSION,
 };
 
 /// Why an event was refused, and where.
@@ -57,6 +57,9 @@ fn bad<T: DeserializeOwned>(v: &Value, field: &str) -> Option<DecodeError> {
 
 type Check = fn(&Value, &str) -> Option<DecodeError>;
 
+/// Objects an incident may reference besides its own (the agent caps its lists below this).
+pub const MAX_RELATED: usize = 64;
+
 const ENVELOPE: [(&str, Check); 9] = [
     ("schema", bad::<u32>),
     ("event_id", bad::<Uuid>),
@@ -84,6 +87,7 @@ fn body_fields(kind: &str) -> &'static [(&'static str, Check)] {
             ("zone_id", bad::<String>),
             ("object", bad::<ObjectRef>),
             ("measures", bad::<IncidentMeasures>),
+            ("related", bad::<Vec<ObjectRef>>),
             ("snapshot", bad::<SnapshotRef>),
         ],
         "counts" => &[("interval_start", bad::<DateTime<Utc>>), ("interval_ms", bad::<u64>), ("rows", bad::<Vec<CountRow>>)],
@@ -95,6 +99,7 @@ fn body_fields(kind: &str) -> &'static [(&'static str, Check)] {
             ("name", bad::<String>),
             ("location", bad::<Location>),
         ],
+        "signal_phase" => &[("signal_id", bad::<String>), ("phase", bad::<SignalPhase>), ("source", bad::<SignalSource>)],
         _ => &[],
     }
 }
@@ -187,6 +192,12 @@ pub fn validate(e: &Event) -> Result<(), DecodeError> {
             if let Some(o) = &i.object {
                 check_object("object", o)?;
             }
+            if i.related.len() > MAX_RELATED {
+                return Err(DecodeError::new("related", format!("{} objects, at most {MAX_RELATED}", i.related.len())));
+            }
+            for (n, o) in i.related.iter().enumerate() {
+                check_object(&format!("related[{n}]"), o)?;
+            }
             let m = &i.measures;
             let measures = [
                 ("speed_kmh", m.speed_kmh),
@@ -203,6 +214,7 @@ pub fn validate(e: &Event) -> Result<(), DecodeError> {
             Ok(())
         }
         EventBody::Counts(_) => Ok(()),
+        EventBody::SignalPhase(p) => check_id("signal_id", &p.signal_id),
         EventBody::CameraStatus(s) => {
             if let Some(fps) = s.fps {
                 finite("fps", fps.into())?;

@@ -57,6 +57,7 @@ impl Event {
             EventBody::Incident(_) => EventType::Incident,
             EventBody::Counts(_) => EventType::Counts,
             EventBody::CameraStatus(_) => EventType::CameraStatus,
+            EventBody::SignalPhase(_) => EventType::SignalPhase,
         }
     }
 }
@@ -71,16 +72,18 @@ pub enum EventType {
     Incident,
     Counts,
     CameraStatus,
+    SignalPhase,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 7] = [
         EventType::LineCrossing,
         EventType::ZoneEnter,
         EventType::ZoneExit,
         EventType::Incident,
         EventType::Counts,
         EventType::CameraStatus,
+        EventType::SignalPhase,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +94,7 @@ impl EventType {
             EventType::Incident => "incident",
             EventType::Counts => "counts",
             EventType::CameraStatus => "camera_status",
+            EventType::SignalPhase => "signal_phase",
         }
     }
 }
@@ -105,6 +109,7 @@ pub enum EventBody {
     Incident(IncidentEvent),
     Counts(Counts),
     CameraStatus(CameraStatus),
+    SignalPhase(SignalPhaseChange),
 }
 
 /// Object classes the pipeline reports (COCO traffic classes).
@@ -200,13 +205,44 @@ pub struct ZoneTransition {
     pub dwell_ms: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentKind {
     StoppedVehicle,
     WrongWay,
     Congestion,
     Speeding,
+    /// A vehicle crossed its lane's stop line while the lane's signal was red.
+    RedLight,
+    /// A vehicle stopped in a zone marked no-stopping.
+    NoStopping,
+    /// A class not allowed in a lane zone (at that local time).
+    LaneRestriction,
+}
+
+impl IncidentKind {
+    pub const ALL: [IncidentKind; 7] = [
+        IncidentKind::StoppedVehicle,
+        IncidentKind::WrongWay,
+        IncidentKind::Congestion,
+        IncidentKind::Speeding,
+        IncidentKind::RedLight,
+        IncidentKind::NoStopping,
+        IncidentKind::LaneRestriction,
+    ];
+
+    /// The kind as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentKind::StoppedVehicle => "stopped_vehicle",
+            IncidentKind::WrongWay => "wrong_way",
+            IncidentKind::Congestion => "congestion",
+            IncidentKind::Speeding => "speeding",
+            IncidentKind::RedLight => "red_light",
+            IncidentKind::NoStopping => "no_stopping",
+            IncidentKind::LaneRestriction => "lane_restriction",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -225,6 +261,36 @@ pub enum Severity {
     Critical,
 }
 
+/// A traffic signal head's phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalPhase {
+    Red,
+    Amber,
+    Green,
+    /// Dark, or unreadable (glare, occlusion).
+    Unknown,
+}
+
+/// Where a signal's phase came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalSource {
+    /// Read from the lamp's pixels in the camera image.
+    Camera,
+    /// Published by the signal controller.
+    Controller,
+}
+
+/// A traffic signal changed phase (the camera's incident rules use it, e.g. for red light).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignalPhaseChange {
+    pub signal_id: String,
+    pub phase: SignalPhase,
+    pub source: SignalSource,
+}
+
 /// Numbers that describe an incident; which are present depends on the kind.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -241,6 +307,12 @@ pub struct IncidentMeasures {
     pub occupancy: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_length_m: Option<f32>,
+    /// Other vehicles that passed a stopped vehicle while it stood (stopped-vehicle rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passed_by: Option<u32>,
+    /// How long the lane's signal had been red when the vehicle crossed (red light).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub red_for_ms: Option<u64>,
 }
 
 /// A JPEG snapshot published separately and referenced from the incident.
@@ -265,6 +337,10 @@ pub struct IncidentEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<ObjectRef>,
     pub measures: IncidentMeasures,
+    /// Other objects of the same incident: vehicles queueing behind a stopped one, or starts
+    /// folded into this incident by the camera's flood control.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<ObjectRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotRef>,
 }
@@ -378,6 +454,7 @@ mod tests {
                 zone_id: Some("z".into()),
                 object: Some(object()),
                 measures: IncidentMeasures { distance_px: Some(40.0), ..Default::default() },
+                related: vec![object()],
                 snapshot: None,
             }),
             EventBody::Counts(Counts {
@@ -385,6 +462,7 @@ mod tests {
                 interval_ms: 60_000,
                 rows: vec![CountRow { line_id: "l1".into(), direction: "north".into(), class: ObjectClass::Car, count: 4 }],
             }),
+            EventBody::SignalPhase(SignalPhaseChange { signal_id: "main".into(), phase: SignalPhase::Red, source: SignalSource::Camera }),
             EventBody::CameraStatus(CameraStatus {
                 state: CameraState::Retrying,
                 reason: Some("connection refused".into()),

@@ -58,34 +58,35 @@ fn zone() -> impl Strategy<Value = ZoneTransition> {
 
 fn measures() -> impl Strategy<Value = IncidentMeasures> {
     let f = || proptest::option::of(finite_f32());
-    (any::<Option<u64>>(), f(), f(), f(), f(), f()).prop_map(
-        |(duration_ms, speed_kmh, limit_kmh, distance_px, occupancy, queue_length_m)| IncidentMeasures {
+    (any::<Option<u64>>(), f(), f(), f(), f(), f(), any::<Option<u32>>(), any::<Option<u64>>()).prop_map(
+        |(duration_ms, speed_kmh, limit_kmh, distance_px, occupancy, queue_length_m, passed_by, red_for_ms)| IncidentMeasures {
             duration_ms,
             speed_kmh,
             limit_kmh,
             distance_px,
             occupancy,
             queue_length_m,
+            passed_by,
+            red_for_ms,
         },
     )
 }
 
 fn incident() -> impl Strategy<Value = IncidentEvent> {
-    use IncidentKind::*;
     use IncidentState::*;
     use Severity::*;
     let snapshot = (uuid(), text(), any::<u64>()).prop_map(|(snapshot_id, content_type, bytes)| SnapshotRef { snapshot_id, content_type, bytes });
     (
         uuid(),
-        select(vec![StoppedVehicle, WrongWay, Congestion, Speeding]),
+        select(IncidentKind::ALL.to_vec()),
         select(vec![Started, Updated, Ended]),
         select(vec![Info, Warning, Critical]),
         proptest::option::of(text()),
         proptest::option::of(object()),
         measures(),
-        proptest::option::of(snapshot),
+        (proptest::collection::vec(object(), 0..3), proptest::option::of(snapshot)),
     )
-        .prop_map(|(incident_id, kind, state, severity, zone_id, object, measures, snapshot)| IncidentEvent {
+        .prop_map(|(incident_id, kind, state, severity, zone_id, object, measures, (related, snapshot))| IncidentEvent {
             incident_id,
             kind,
             state,
@@ -93,6 +94,7 @@ fn incident() -> impl Strategy<Value = IncidentEvent> {
             zone_id,
             object,
             measures,
+            related,
             snapshot,
         })
 }
@@ -126,6 +128,8 @@ pub fn body() -> impl Strategy<Value = EventBody> {
         incident().prop_map(EventBody::Incident),
         counts().prop_map(EventBody::Counts),
         camera_status().prop_map(EventBody::CameraStatus),
+        (text(), select(vec![SignalPhase::Red, SignalPhase::Amber, SignalPhase::Green, SignalPhase::Unknown]), select(vec![SignalSource::Camera, SignalSource::Controller]))
+            .prop_map(|(signal_id, phase, source)| EventBody::SignalPhase(SignalPhaseChange { signal_id, phase, source })),
     ]
 }
 

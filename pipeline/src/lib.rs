@@ -11,5 +11,6 @@ pub mod detect;
 pub mod frame;
 pub mod geometry;
 pub mod queue;
+pub mod signal_lamp;
 pub mod source;
 pub mod track;

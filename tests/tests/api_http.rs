@@ -212,6 +212,7 @@ fn incident(id: Uuid, kind: IncidentKind, state: IncidentState, severity: Severi
         zone_id: Some("z-junction".into()),
         object: Some(object(ObjectClass::Motorcycle)),
         measures: IncidentMeasures { distance_px: Some(distance), ..Default::default() },
+        related: Vec::new(),
         snapshot: None,
     }
 }

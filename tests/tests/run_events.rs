@@ -116,20 +116,56 @@ fn seq_continues_across_restarts() {
     assert_eq!(second[0]["seq"].as_u64(), Some(last + 1), "the restarted agent continues the sequence");
 }
 
-/// A real clip raises a real incident: the queue at the red light in the Vietnamese junction
-/// clip stands for the whole 7 s; the stopped-vehicle rule (3 s) fires with a JPEG snapshot.
+/// The queue at the red light in the Vietnamese junction clip stands for the whole 7 s while
+/// bikes turn right past it: the lamp classifier reads the near signal red from the pixels
+/// (`signal_phase`), so the queue is waiting, not stopped — no stopped-vehicle incident (the
+/// rule used to raise one per waiting vehicle).
 #[test]
-fn stopped_vehicle_incident_with_snapshot_on_a_real_clip() {
+fn a_queue_at_a_red_light_read_from_the_lamp_raises_no_stopped_vehicle_incident() {
     let dir = tempfile::tempdir().expect("tmp");
     let events = run_clip("motorbikes_vn_intersection_1006x720.toml", dir.path(), "junction");
     let v = validator();
-    let started: Vec<&Value> =
-        events.iter().filter(|e| e["type"] == "incident" && e["state"] == "started").collect();
-    assert!(!started.is_empty(), "no incident on the junction clip");
+    let phases: Vec<&Value> = events.iter().filter(|e| e["type"] == "signal_phase").collect();
+    assert!(!phases.is_empty(), "no signal_phase event");
+    for e in &phases {
+        assert!(v.is_valid(e), "{e}");
+        assert_eq!((e["signal_id"].as_str(), e["phase"].as_str(), e["source"].as_str()), (Some("near_main"), Some("red"), Some("camera")));
+    }
+    assert!(phases[0]["pts_ms"].as_u64().expect("pts") < 1000, "read within the first second");
+    let stopped: Vec<&Value> = events.iter().filter(|e| e["type"] == "incident" && e["kind"] == "stopped_vehicle").collect();
+    assert!(stopped.is_empty(), "a queue at a red light is not an incident: {stopped:?}");
+}
+
+/// A no-stopping zone's long limit holds whatever the reason for the stop: the same queue,
+/// with the near approach marked no-stopping and a 3 s limit, raises `no_stopping` incidents,
+/// each with a JPEG snapshot of the real frame.
+#[test]
+fn a_no_stopping_zone_raises_incidents_with_snapshots_on_a_real_clip() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let original = std::fs::read_to_string(repo_root().join("samples/motorbikes_vn_intersection_1006x720.toml")).expect("config");
+    let source = common::sample("motorbikes_vn_intersection_1006x720.mp4");
+    let rule = "stopped_vehicle = { after_secs = 3, max_speed_px_s = 8 }";
+    assert!(original.contains(rule), "the sample config's near_queue rule");
+    let variant = original
+        .replace(rule, "no_stopping = true\nstopped_vehicle = { after_secs = 2, max_speed_px_s = 8, alone_after_secs = 3 }")
+        .replace("../../shared/samples/motorbikes_vn_intersection_1006x720.mp4", source.to_str().expect("utf8"));
+    let cfg = dir.path().join("no_stopping.toml");
+    std::fs::write(&cfg, variant).expect("write");
+    let events_path = dir.path().join("junction.jsonl");
+    let o = edge_agent(&[
+        "run", "--config", cfg.to_str().expect("utf8"),
+        "--events", events_path.to_str().expect("utf8"),
+        "--state-dir", dir.path().join("state").to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "run failed: {}", stderr(&o));
+    let events: Vec<Value> =
+        std::fs::read_to_string(&events_path).expect("events").lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    let v = validator();
+    let started: Vec<&Value> = events.iter().filter(|e| e["type"] == "incident" && e["state"] == "started").collect();
+    assert!(!started.is_empty(), "no incident in the no-stopping zone");
     for e in &started {
         assert!(v.is_valid(e), "{e}");
-        assert_eq!(e["kind"], "stopped_vehicle");
-        assert_eq!(e["zone_id"], "near_queue");
+        assert_eq!((e["kind"].as_str(), e["zone_id"].as_str()), (Some("no_stopping"), Some("near_queue")));
         assert!(e["measures"]["duration_ms"].as_u64().expect("duration") >= 3000);
         assert!(e["pts_ms"].as_u64().expect("pts") >= 3000, "fires after 3 s of stream time");
         let snap = &e["snapshot"];

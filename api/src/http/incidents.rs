@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
+use roadsight_events::IncidentKind;
 use serde::Deserialize;
 
 use super::auth::{Caller, Permission};
@@ -17,7 +18,7 @@ use crate::store::{IncidentFilter, IncidentRow};
 #[serde(deny_unknown_fields)]
 pub struct IncidentQuery {
     camera: Option<String>,
-    /// stopped_vehicle, wrong_way, congestion, speeding.
+    /// stopped_vehicle, wrong_way, congestion, speeding, red_light, no_stopping, lane_restriction.
     kind: Option<String>,
     /// open (agent still reports it), unresolved, acknowledged, resolved, started, updated, ended.
     state: Option<String>,
@@ -26,7 +27,6 @@ pub struct IncidentQuery {
     limit: Option<u32>,
 }
 
-const KINDS: [&str; 4] = ["stopped_vehicle", "wrong_way", "congestion", "speeding"];
 const STATES: [&str; 7] = ["open", "unresolved", "acknowledged", "resolved", "started", "updated", "ended"];
 
 fn one_of(field: &str, v: &Option<String>, allowed: &[&str]) -> Result<Option<String>, ApiError> {
@@ -50,7 +50,7 @@ pub async fn list(
     caller.require(Permission::Read)?;
     let f = IncidentFilter {
         camera_id: id_param("camera", &q.camera)?,
-        kind: one_of("kind", &q.kind, &KINDS)?,
+        kind: one_of("kind", &q.kind, &IncidentKind::ALL.map(IncidentKind::as_str))?,
         state: one_of("state", &q.state, &STATES)?,
         from_ms: time_ms("from", &q.from)?,
         to_ms: time_ms("to", &q.to)?,

@@ -99,7 +99,7 @@ fn body_columns(e: &Event) -> BodyColumns {
             None,
             Some(i.incident_id.to_string()),
         ),
-        EventBody::Counts(_) | EventBody::CameraStatus(_) => (None, None, None, None, None),
+        EventBody::Counts(_) | EventBody::CameraStatus(_) | EventBody::SignalPhase(_) => (None, None, None, None, None),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Agent configuration: raw TOML ([`raw`]) → validated types (this module) → runtime objects
 //! (built by `run`). Validation reports every problem at once, each with its key path.
 
+mod incidents;
 pub mod raw;
 pub mod rules;
 
@@ -11,8 +12,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use roadsight_events::{Location, ObjectClass};
-use roadsight_pipeline::analytics::incidents::{CongestionRule, SpeedingRule, StoppedRule, WrongWayRule, ZoneRules};
-use roadsight_pipeline::analytics::{Anchor, AnalyticsConfig, IncidentConfig, LineSpec, StreamClock, ZoneSpec};
+use roadsight_pipeline::analytics::{Anchor, AnalyticsConfig, LineSpec, LocalHours, StreamClock, ZoneSpec};
+use roadsight_pipeline::signal_lamp::SignalSpec;
 use roadsight_pipeline::detect::tiles::{MergeOptions, NormRect, TileGrid, TilePlan};
 use roadsight_pipeline::detect::DetectorOptions;
 use roadsight_pipeline::source::{redact_uri, Pacing};
@@ -93,6 +94,8 @@ pub struct CameraConfig {
     pub classes: Vec<ObjectClass>,
     pub tracker: TrackerConfig,
     pub analytics: AnalyticsConfig,
+    /// Signal lamps read from the camera's pixels (their phases feed the incident rules).
+    pub signals: Vec<SignalSpec>,
     /// Least stream time between two detected frames (`max_detect_fps`); `None`: every frame.
     pub min_detect_interval: Option<Duration>,
     /// Per-class thresholds, night profile, rider–bike fusion (applied by `FrameProcessor`).
@@ -431,7 +434,7 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
         errs.add(&tk, "low_score must not exceed high_score");
     }
     let mut ids = HashSet::new();
-    let lines = cam
+    let lines: Vec<LineSpec> = cam
         .lines
         .into_iter()
         .enumerate()
@@ -464,6 +467,7 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
         })
         .collect();
     let zone_kinds = zone_kinds(errs, key, &cam.zones);
+    let signals = incidents::signals(errs, key, &cam.signals);
     let mut zone_rules = Vec::new();
     let zones = cam
         .zones
@@ -479,7 +483,7 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
             if polygon.len() < 3 {
                 errs.add(format!("{zk}.polygon"), format!("a zone needs at least 3 points, got {}", polygon.len()));
             }
-            if let Some(rules) = zone_incidents(errs, &zk, &z, &polygon) {
+            if let Some(rules) = incidents::zone_rules(errs, &zk, &z, &polygon, &signals) {
                 zone_rules.push(rules);
             }
             ZoneSpec {
@@ -496,12 +500,13 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
     let min_detect_interval = check_range(errs, &format!("{key}.max_detect_fps"), cam.max_detect_fps, 0.1, 240.0)
         .filter(|f| *f >= 0.1)
         .map(|fps| Duration::from_secs_f64(1.0 / fps));
-    let incidents = IncidentConfig {
-        zones: zone_rules,
-        speeding: cam.speeding.as_ref().and_then(|s| speeding(errs, &format!("{key}.speeding"), s)),
-        update_every: positive_secs(errs, &format!("{key}.incident_update_secs"), cam.incident_update_secs)
-            .unwrap_or(Duration::from_secs(10)),
+    let incident_keys = raw::RawCameraIncidents {
+        speeding: cam.speeding.as_ref(),
+        red_light: &cam.red_light,
+        incident_update_secs: cam.incident_update_secs,
+        max_incident_starts_per_minute: cam.max_incident_starts_per_minute,
     };
+    let incidents = incidents::incident_config(errs, key, &incident_keys, zone_rules, &lines, &signals);
     let rules = detection_rules(errs, key, &cam.detector, score, cam.fusion.as_ref(), cam.night.as_ref(), zone_kinds);
     // The detector runs at the lowest threshold any class uses, day or night; the processor
     // applies each class's own.
@@ -540,6 +545,7 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
         classes: detect_classes,
         tracker,
         analytics: AnalyticsConfig { lines, zones, counts_interval, incidents },
+        signals,
         min_detect_interval,
         rules,
     })
@@ -618,94 +624,33 @@ fn detection_rules(
 }
 
 fn night_profile(errs: &mut Errors, nk: &str, n: &raw::RawNight, day_score: Option<f32>) -> Option<NightProfile> {
-    let mut time = |field: &str, v: &str| {
-        chrono::NaiveTime::parse_from_str(v, "%H:%M")
-            .map_err(|_| errs.add(format!("{nk}.{field}"), format!("'{v}' is not a time of day like \"18:00\"")))
-            .ok()
-    };
-    let (from, to) = (time("from", &n.from), time("to", &n.to));
-    let offset = check_range(errs, &format!("{nk}.utc_offset_hours"), n.utc_offset_hours, -12.0, 14.0).unwrap_or(0.0);
+    let hours = local_hours(errs, nk, &n.from, &n.to, n.utc_offset_hours);
     let default = check_range(errs, &format!("{nk}.score_threshold"), n.score_threshold, 0.0, 1.0).or(day_score);
     let per_class = class_thresholds(errs, &format!("{nk}.class_thresholds"), n.class_thresholds.as_ref());
+    Some(NightProfile { hours: hours?, thresholds: ClassThresholds { default, per_class } })
+}
+
+/// Local hours `from`–`to` ("HH:MM") at a UTC offset in hours (default 0), under key `key`.
+fn local_hours(errs: &mut Errors, key: &str, from: &str, to: &str, utc_offset_hours: Option<f64>) -> Option<LocalHours> {
+    let mut time = |field: &str, v: &str| {
+        chrono::NaiveTime::parse_from_str(v, "%H:%M")
+            .map_err(|_| errs.add(format!("{key}.{field}"), format!("'{v}' is not a time of day like \"18:00\"")))
+            .ok()
+    };
+    let (from, to) = (time("from", from), time("to", to));
+    let offset = check_range(errs, &format!("{key}.utc_offset_hours"), utc_offset_hours, -12.0, 14.0).unwrap_or(0.0);
     let (from, to) = (from?, to?);
     if from == to {
-        errs.add(nk, "from and to are the same time (an empty or whole-day night)");
+        errs.add(key, "from and to are the same time (empty, or the whole day)");
         return None;
     }
-    Some(NightProfile {
-        from,
-        to,
-        utc_offset_secs: (offset * 3600.0).round() as i32,
-        thresholds: ClassThresholds { default, per_class },
-    })
+    Some(LocalHours { from, to, utc_offset_secs: (offset * 3600.0).round() as i32 })
 }
 
 /// The threshold the detector runs at: the lowest any class uses, day or night.
 fn detector_floor(score: Option<f32>, rules: &DetectionRules) -> Option<f32> {
     let night = rules.night.as_ref().and_then(|n| n.thresholds.floor());
     [score, rules.thresholds.floor(), night].into_iter().flatten().reduce(f32::min)
-}
-
-fn zone_incidents(errs: &mut Errors, zk: &str, z: &raw::RawZone, polygon: &[(f32, f32)]) -> Option<ZoneRules> {
-    if z.stopped_vehicle.is_none() && z.wrong_way.is_none() && z.congestion.is_none() {
-        return None;
-    }
-    let direction = z.direction.as_ref().and_then(|d| {
-        if d.len() != 2 || (d[0] == 0.0 && d[1] == 0.0) {
-            errs.add(format!("{zk}.direction"), "a direction is [dx, dy], not zero");
-            None
-        } else {
-            Some((d[0] as f32, d[1] as f32))
-        }
-    });
-    if z.wrong_way.is_some() && direction.is_none() {
-        errs.add(format!("{zk}.wrong_way"), "needs the zone's `direction` of travel");
-    }
-    let stopped_vehicle = z.stopped_vehicle.as_ref().and_then(|s| {
-        Some(StoppedRule {
-            after: positive_secs(errs, &format!("{zk}.stopped_vehicle.after_secs"), Some(s.after_secs))?,
-            max_speed_px_s: check_range(errs, &format!("{zk}.stopped_vehicle.max_speed_px_s"), s.max_speed_px_s, 0.0, 1000.0)
-                .unwrap_or(5.0),
-        })
-    });
-    let wrong_way = z.wrong_way.as_ref().map(|w| WrongWayRule {
-        min_distance_px: check_range(errs, &format!("{zk}.wrong_way.min_distance_px"), w.min_distance_px, 1.0, 10000.0).unwrap_or(40.0),
-    });
-    let congestion = z.congestion.as_ref().map(|c| {
-        if c.congested_occupancy < c.heavy_occupancy {
-            errs.add(format!("{zk}.congestion"), "congested_occupancy must be ≥ heavy_occupancy");
-        }
-        CongestionRule {
-            window: positive_secs(errs, &format!("{zk}.congestion.window_secs"), c.window_secs).unwrap_or(Duration::from_secs(30)),
-            heavy_occupancy: c.heavy_occupancy,
-            congested_occupancy: c.congested_occupancy,
-            slow_speed_px_s: c.slow_speed_px_s.unwrap_or(15.0),
-        }
-    });
-    Some(ZoneRules { zone_id: z.id.clone(), polygon: polygon.to_vec(), direction, stopped_vehicle, wrong_way, congestion })
-}
-
-fn speeding(errs: &mut Errors, key: &str, s: &raw::RawSpeeding) -> Option<SpeedingRule> {
-    let img = points(errs, &format!("{key}.image_points"), &s.image_points);
-    let ground: Vec<(f64, f64)> = s.ground_points_m.iter().filter(|p| p.len() == 2).map(|p| (p[0], p[1])).collect();
-    if img.len() != 4 || ground.len() != 4 || s.ground_points_m.len() != 4 {
-        errs.add(key, "image_points and ground_points_m need exactly 4 [x, y] points each");
-        return None;
-    }
-    let img4 = [img[0], img[1], img[2], img[3]];
-    let ground4 = [ground[0], ground[1], ground[2], ground[3]];
-    let as_f64 = img4.map(|p| (p.0 as f64, p.1 as f64));
-    if roadsight_pipeline::analytics::homography::Homography::from_points(as_f64, ground4).is_none() {
-        // Either set of points can be the degenerate one: name the table that holds both.
-        errs.add(key, "degenerate calibration: three of image_points or of ground_points_m on a line?");
-        return None;
-    }
-    Some(SpeedingRule {
-        image_points: img4,
-        ground_points_m: ground4,
-        limit_kmh: check_range(errs, &format!("{key}.limit_kmh"), Some(s.limit_kmh), 1.0, 300.0)?,
-        min_duration: positive_secs(errs, &format!("{key}.min_secs"), s.min_secs).unwrap_or(Duration::from_secs(1)),
-    })
 }
 
 /// `roi` and `tiles` of a camera's detector → the plan the detector runs (none: whole frame).
@@ -962,7 +907,7 @@ mod detection_rules_tests {
         assert_eq!(r.thresholds.default, Some(0.3));
         assert_eq!(r.thresholds.per_class, vec![(ObjectClass::Motorcycle, 0.2), (ObjectClass::Person, 0.4)]);
         let night = r.night.as_ref().expect("night");
-        assert_eq!((night.utc_offset_secs, night.thresholds.default), (7 * 3600, Some(0.3)));
+        assert_eq!((night.hours.utc_offset_secs, night.thresholds.default), (7 * 3600, Some(0.3)));
         // The detector runs at the lowest threshold any class uses (night motorcycle 0.1).
         assert_eq!(cam.detector.score_threshold, Some(0.1));
         // At night the same detector at a larger input; by day the model's own size.

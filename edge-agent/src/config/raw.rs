@@ -97,12 +97,30 @@ pub struct RawCamera {
     /// Active incidents send an `updated` event this often (default 10 s).
     #[serde(default)]
     pub incident_update_secs: Option<f64>,
+    /// Flood control: incident starts per kind in any minute, the rest folded into an update
+    /// of the newest open one (default 10; 0: no limit).
+    #[serde(default)]
+    pub max_incident_starts_per_minute: Option<u32>,
+    /// Traffic-signal lamps in the image, classified red/amber/green from their pixels.
+    #[serde(default)]
+    pub signals: Vec<RawSignal>,
+    /// Red-light violations: a stop line, the signal governing it.
+    #[serde(default)]
+    pub red_light: Vec<RawRedLight>,
     /// Rider–bike fusion and the probable-two-wheeler rule (absent: off).
     #[serde(default)]
     pub fusion: Option<RawFusion>,
     /// Night thresholds and the local hours they apply in (absent: day thresholds always).
     #[serde(default)]
     pub night: Option<RawNight>,
+}
+
+/// The camera-level incident keys, borrowed for their validation.
+pub struct RawCameraIncidents<'a> {
+    pub speeding: Option<&'a RawSpeeding>,
+    pub red_light: &'a [RawRedLight],
+    pub incident_update_secs: Option<f64>,
+    pub max_incident_starts_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,9 +138,67 @@ pub struct RawSpeeding {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStopped {
+    /// Standing this long while `passed_by` vehicles pass it → incident.
     pub after_secs: f64,
     #[serde(default)]
     pub max_speed_px_s: Option<f32>,
+    /// Vehicles that must drive past it in its direction, beside it (default 2; 0: none).
+    #[serde(default)]
+    pub passed_by: Option<u32>,
+    /// Standing this long → incident even in a queue or at a red light (default: 120 s for a
+    /// stopped vehicle, 30 s in a no-stopping zone).
+    #[serde(default)]
+    pub alone_after_secs: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLane {
+    /// Classes that may not use this lane zone, e.g. ["car", "bus", "truck"] in a motorbike lane.
+    pub not_allowed: Vec<String>,
+    /// Only in these local hours (default: always).
+    #[serde(default)]
+    pub hours: Option<RawHours>,
+    /// Inside this long → incident (default 1 s).
+    #[serde(default)]
+    pub after_secs: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHours {
+    /// Local times "HH:MM" (`from` after `to` spans midnight).
+    pub from: String,
+    pub to: String,
+    /// Local time = event time (UTC) + this (7 for Vietnam; default 0).
+    #[serde(default)]
+    pub utc_offset_hours: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedLight {
+    /// The stop line: the id of one of the camera's `lines`…
+    pub line: String,
+    /// …crossed in this direction (its `forward` or `backward` name; default: either).
+    #[serde(default)]
+    pub direction: Option<String>,
+    /// The id of the `[[cameras.signals]]` entry governing it.
+    pub signal: String,
+    /// Red for less than this when crossed: not a violation (default 1 s).
+    #[serde(default)]
+    pub grace_secs: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSignal {
+    pub id: String,
+    /// The lamp head's box `[x0, y0, x1, y1]` in normalised frame coordinates.
+    pub region: Vec<f64>,
+    /// `vertical` (red on top, default) or `horizontal` (red on the left).
+    #[serde(default)]
+    pub layout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,6 +347,17 @@ pub struct RawZone {
     pub wrong_way: Option<RawWrongWay>,
     #[serde(default)]
     pub congestion: Option<RawCongestion>,
+    /// A no-stopping zone: its stops are `no_stopping` incidents (with `stopped_vehicle`'s
+    /// rule, or 30 s by default).
+    #[serde(default)]
+    pub no_stopping: Option<bool>,
+    /// Classes not allowed in this lane zone (`lane_restriction` incidents).
+    #[serde(default)]
+    pub lane: Option<RawLane>,
+    /// The `[[cameras.signals]]` id governing this zone's stop line: while it is red or
+    /// amber, vehicles standing here are waiting, not stopped.
+    #[serde(default)]
+    pub signal: Option<String>,
     /// `carriageway`, `crossing` or `pavement`: where a fast person is a two-wheeler (the
     /// first) or stays a pedestrian (the others). Used by `[cameras.fusion]`.
     #[serde(default)]

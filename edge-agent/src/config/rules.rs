@@ -2,7 +2,8 @@
 //! thresholds, the night profile, rider–bike fusion): validated by `config`, applied by
 //! `run::processor::FrameProcessor`.
 
-use chrono::{DateTime, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
+use roadsight_pipeline::analytics::LocalHours;
 use roadsight_events::ObjectClass;
 use roadsight_pipeline::analytics::fusion::TwoWheelerConfig;
 
@@ -33,23 +34,14 @@ impl ClassThresholds {
 /// switches at the same frame every time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NightProfile {
-    /// Local start of the night; `from` > `to` spans midnight (18:00 → 06:00).
-    pub from: NaiveTime,
-    pub to: NaiveTime,
-    /// Local time = UTC + this many seconds.
-    pub utc_offset_secs: i32,
+    /// The local hours of the night.
+    pub hours: LocalHours,
     pub thresholds: ClassThresholds,
 }
 
 impl NightProfile {
     pub fn is_night(&self, at: DateTime<Utc>) -> bool {
-        let local = at + chrono::Duration::seconds(self.utc_offset_secs as i64);
-        let now = local.time().with_nanosecond(0).unwrap_or(local.time());
-        if self.from <= self.to {
-            self.from <= now && now < self.to
-        } else {
-            now >= self.from || now < self.to
-        }
+        self.hours.contains(at)
     }
 }
 

@@ -3,15 +3,14 @@
 //! `all` (every class), `two_wheeler` (motorcycles and bicycles: a bike once, whatever its
 //! riders) or one traffic class (`car`, `motorcycle`, …).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
-use anyhow::Context;
-use roadsight_events::{Event, EventBody, LineCrossing, ObjectClass};
+use roadsight_events::{EventBody, LineCrossing, ObjectClass};
 use serde::{Deserialize, Serialize};
 
-use super::read_csv;
+use super::{read_csv, read_events};
 
 /// The class column value meaning "every class".
 const ALL: &str = "all";
@@ -111,26 +110,11 @@ fn class_named(name: &str) -> Option<ObjectClass> {
 /// `line_crossing` events of a JSON-lines file, once per `event_id` (a redelivered event is
 /// one crossing), of `camera` when given; events of several cameras need `camera`.
 fn read_crossings(path: &Path, camera: Option<&str>) -> anyhow::Result<Crossings> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut seen = HashSet::new();
-    let mut cameras = BTreeSet::new();
     let mut crossings = Crossings::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let event: Event = serde_json::from_str(line).with_context(|| format!("{}: line {}: not a v1 event", path.display(), i + 1))?;
-        let EventBody::LineCrossing(c) = &event.body else { continue };
-        if camera.is_some_and(|id| id != event.camera_id) || !seen.insert(event.event_id) {
-            continue;
+    for event in read_events(path, camera, |b| matches!(b, EventBody::LineCrossing(_)))? {
+        if let EventBody::LineCrossing(c) = &event.body {
+            *crossings.entry((c.line_id.clone(), c.direction.clone(), c.object.class)).or_default() += 1;
         }
-        cameras.insert(event.camera_id.clone());
-        *crossings.entry((c.line_id.clone(), c.direction.clone(), c.object.class)).or_default() += 1;
-    }
-    if camera.is_none() && cameras.len() > 1 {
-        anyhow::bail!(
-            "{}: crossings of {} cameras ({}): choose one with --camera",
-            path.display(),
-            cameras.len(),
-            cameras.into_iter().collect::<Vec<_>>().join(", ")
-        );
     }
     Ok(crossings)
 }

@@ -97,7 +97,7 @@ fn cache_key(cam: &CameraConfig) -> String {
         cam.model,
         cam.detector,
         cam.night_detector,
-        cam.rules.night.as_ref().map(|n| (n.from, n.to, n.utc_offset_secs)),
+        cam.rules.night.as_ref().map(|n| n.hours),
         cam.clock_origin
     )
 }

@@ -1,6 +1,7 @@
 //! One camera's worker: its supervisor loop (typed health, jittered backoff) around
 //! source → detect → [`FrameProcessor`] → stamped events.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::Utc;
 use indicatif::ProgressBar;
-use roadsight_events::{CameraState, CameraStatus, EventBody};
+use roadsight_events::{CameraState, CameraStatus, EventBody, IncidentKind};
 use roadsight_pipeline::analytics::StreamClock;
 use roadsight_pipeline::source::{Pacing, ReturnWatch, SourceEvent, SourceSpec, VideoSource};
 
@@ -120,6 +121,8 @@ pub struct CameraWorker {
     progress: ProgressBar,
     /// Which frames go to detection (`max_detect_fps`).
     detect_cap: DetectCap,
+    /// Incident starts folded by the flood control, as far as `/metrics` has them.
+    folded_reported: BTreeMap<IncidentKind, u64>,
 }
 
 impl CameraWorker {
@@ -145,6 +148,7 @@ impl CameraWorker {
             summary: CameraSummary::default(),
             progress,
             detect_cap,
+            folded_reported: BTreeMap::new(),
         })
     }
 
@@ -210,8 +214,13 @@ impl CameraWorker {
         self.detect_cap.skips(t)
     }
 
-    fn record_frame(&self, decode_wait: Duration, decoded_at: Instant, analytics: Duration) {
+    fn record_frame(&mut self, decode_wait: Duration, decoded_at: Instant, analytics: Duration) {
         let (t, cam) = (&self.shared.telemetry, self.cfg.id.as_str());
+        for (kind, n) in self.processor.incidents_folded() {
+            let reported = self.folded_reported.entry(kind).or_default();
+            t.incidents_folded(cam, kind, n.saturating_sub(*reported));
+            *reported = n;
+        }
         let d = self.detector.timings();
         t.frame(cam);
         t.stage(cam, Stage::DecodeWait, decode_wait);
@@ -347,7 +356,8 @@ impl CameraWorker {
             let (frame, detections) = self.detector.detect(frame, night).map_err(SessionError::Fatal)?;
             let view = frame.view();
             let analytics_started = Instant::now();
-            let emitted = self.processor.process(detections, view.width, view.height, t);
+            let mut emitted = self.processor.observe_signals(&view, t);
+            emitted.extend(self.processor.process(detections, view.width, view.height, t));
             let analytics_took = analytics_started.elapsed();
             for mut e in emitted {
                 if let Some(object) = e.snapshot {

@@ -1,14 +1,16 @@
 //! Detections → tracks → analytics for one camera: the synchronous, wall-clock-free core that
 //! `run`, `bench` and tests share.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use roadsight_events::ObjectClass;
+use roadsight_events::{EventBody, IncidentKind, ObjectClass, SignalPhase, SignalPhaseChange, SignalSource};
 use roadsight_pipeline::analytics::fusion::{fuse_riders, ClassedBox, TwoWheelerRule};
 use roadsight_pipeline::analytics::{Analytics, AnalyticsConfig, Emitted, StreamClock, TrackedObject};
 use roadsight_pipeline::detect::Detection;
+use roadsight_pipeline::frame::FrameView;
 use roadsight_pipeline::geometry::BBox;
+use roadsight_pipeline::signal_lamp::LampTracker;
 use roadsight_pipeline::track::{Track, TrackInput, Tracker, TrackerConfig};
 
 use crate::config::rules::{ClassThresholds, DetectionRules};
@@ -77,6 +79,8 @@ pub struct FrameProcessor {
     riders: HashMap<u64, u8>,
     /// Confirmed tracks matched in the last processed frame (what analytics saw).
     active: Vec<TrackedObject>,
+    /// The camera's signal lamps, read from each detected frame.
+    lamps: Vec<LampTracker>,
 }
 
 impl FrameProcessor {
@@ -94,14 +98,54 @@ impl FrameProcessor {
             frame_riders: Vec::new(),
             riders: HashMap::new(),
             active: Vec::new(),
+            lamps: Vec::new(),
         }
     }
 
     /// Camera `cam`'s processor, as `run`, `track` and the counts sweep build it: its
     /// classes (from the model's `labels`), tracker, analytics and detection rules.
     pub fn for_camera(cam: &CameraConfig, labels: &[String], clock: StreamClock) -> Self {
-        FrameProcessor::new(ClassMap::new(labels, &cam.classes), cam.tracker.clone(), cam.analytics.clone(), clock)
-            .with_rules(cam.rules.clone())
+        let mut p = FrameProcessor::new(ClassMap::new(labels, &cam.classes), cam.tracker.clone(), cam.analytics.clone(), clock)
+            .with_rules(cam.rules.clone());
+        p.lamps = cam.signals.iter().cloned().map(LampTracker::new).collect();
+        p
+    }
+
+    /// Reads the signal lamps on `frame` at stream time `t`: the rules learn each phase
+    /// change, and it is reported as a `signal_phase` event.
+    pub fn observe_signals(&mut self, frame: &FrameView<'_>, t: Duration) -> Vec<Emitted> {
+        let changes: Vec<(String, SignalPhase)> =
+            self.lamps.iter_mut().filter_map(|l| l.observe(frame, t).map(|p| (l.spec.id.clone(), p))).collect();
+        if changes.is_empty() {
+            return Vec::new();
+        }
+        let analytics = self.analytics_for(frame.width, frame.height);
+        changes
+            .into_iter()
+            .map(|(signal_id, phase)| {
+                analytics.set_signal(&signal_id, phase, t);
+                Emitted {
+                    pts: t,
+                    body: EventBody::SignalPhase(SignalPhaseChange { signal_id, phase, source: SignalSource::Camera }),
+                    snapshot: None,
+                }
+            })
+            .collect()
+    }
+
+    /// Incident starts folded by the flood control so far, per kind.
+    pub fn incidents_folded(&self) -> BTreeMap<IncidentKind, u64> {
+        self.analytics.as_ref().map(Analytics::incidents_folded).unwrap_or_default()
+    }
+
+    /// The analytics for `width` × `height` frames, built (and the tracker given the scene)
+    /// at the first frame.
+    fn analytics_for(&mut self, width: u32, height: u32) -> &mut Analytics {
+        if self.analytics.is_none() {
+            self.tracker.set_scene(width, height, self.analytics_config.motion_regions(width, height));
+        }
+        let (config, clock) = (&self.analytics_config, self.clock);
+        self.analytics.get_or_insert_with(|| Analytics::new(config, width, height, clock))
     }
 
     /// Per-class thresholds, night profile and rider–bike fusion (default: none of them).
@@ -178,9 +222,7 @@ impl FrameProcessor {
     /// One frame of `width` × `height` at stream time `t`.
     pub fn process(&mut self, detections: &[Detection], width: u32, height: u32, t: Duration) -> Vec<Emitted> {
         self.last_time = t;
-        if self.analytics.is_none() {
-            self.tracker.set_scene(width, height, self.analytics_config.motion_regions(width, height));
-        }
+        self.analytics_for(width, height);
         self.prepare_inputs(detections);
         dedupe_across_classes(&mut self.inputs, CROSS_CLASS_IOU);
         let update = self.tracker.update(&self.inputs, t);
@@ -204,10 +246,10 @@ impl FrameProcessor {
             ended.push(self.to_object(tr, class));
             self.riders.remove(&tr.id);
         }
-        let (config, clock) = (&self.analytics_config, self.clock);
-        self.analytics
-            .get_or_insert_with(|| Analytics::new(config, width, height, clock))
-            .update(t, &self.active, &ended)
+        let active = std::mem::take(&mut self.active);
+        let out = self.analytics_for(width, height).update(t, &active, &ended);
+        self.active = active;
+        out
     }
 
     /// End of stream: the last partial counts interval.
@@ -232,6 +274,7 @@ mod tests {
     use super::*;
     use crate::config::rules::NightProfile;
     use chrono::{DateTime, NaiveTime};
+    use roadsight_pipeline::analytics::LocalHours;
     use roadsight_pipeline::analytics::fusion::{TwoWheelerConfig, ZoneKind};
     use roadsight_pipeline::analytics::{Anchor, LineSpec};
 
@@ -343,9 +386,11 @@ mod tests {
         assert!(day.passes(ObjectClass::Car, 0.3) && !day.passes(ObjectClass::Car, 0.29));
         assert_eq!(day.floor(), Some(0.2));
         let night = NightProfile {
-            from: NaiveTime::from_hms_opt(18, 0, 0).expect("time"),
-            to: NaiveTime::from_hms_opt(6, 0, 0).expect("time"),
-            utc_offset_secs: 7 * 3600,
+            hours: LocalHours {
+                from: NaiveTime::from_hms_opt(18, 0, 0).expect("time"),
+                to: NaiveTime::from_hms_opt(6, 0, 0).expect("time"),
+                utc_offset_secs: 7 * 3600,
+            },
             thresholds: ClassThresholds { default: Some(0.1), per_class: vec![] },
         };
         let utc = |h: i64, m: i64| DateTime::from_timestamp(h * 3600 + m * 60, 0).expect("time");

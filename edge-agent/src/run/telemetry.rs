@@ -17,6 +17,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use roadsight_events::IncidentKind;
 use serde::Serialize;
 
 use super::camera::Health;
@@ -29,6 +30,12 @@ const STAGE_BUCKETS_SECS: [f64; 18] =
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CameraLabel {
     camera: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IncidentKindLabel {
+    camera: String,
+    kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -106,6 +113,7 @@ pub struct Telemetry {
     reconnects: Family<CameraLabel, Counter>,
     fps: Family<CameraLabel, Gauge<f64, AtomicU64>>,
     stages: Family<StageLabel, Histogram>,
+    incidents_folded: Family<IncidentKindLabel, Counter>,
     outbox_depth: Gauge,
     outbox_bytes: Gauge,
     outbox_fill: Gauge<f64, AtomicU64>,
@@ -123,6 +131,7 @@ impl Telemetry {
         let reconnects = Family::<CameraLabel, Counter>::default();
         let fps = Family::<CameraLabel, Gauge<f64, AtomicU64>>::default();
         let stages = Family::<StageLabel, Histogram>::new_with_constructor(|| Histogram::new(STAGE_BUCKETS_SECS.iter().copied()));
+        let incidents_folded = Family::<IncidentKindLabel, Counter>::default();
         let outbox_depth = Gauge::default();
         let outbox_bytes = Gauge::default();
         let outbox_fill = Gauge::<f64, AtomicU64>::default();
@@ -133,6 +142,11 @@ impl Telemetry {
         registry.register("camera_reconnects", "Times a camera's stream was reopened", reconnects.clone());
         registry.register("camera_fps", "Frames processed per second (last few seconds)", fps.clone());
         registry.register("stage_seconds", "Time per frame in each pipeline stage", stages.clone());
+        registry.register(
+            "incidents_folded",
+            "Incident starts the flood control folded into an update of an open incident",
+            incidents_folded.clone(),
+        );
         registry.register("outbox_depth", "Messages stored and not yet delivered", outbox_depth.clone());
         registry.register("outbox_bytes", "Bytes stored in the outbox", outbox_bytes.clone());
         registry.register(
@@ -150,6 +164,7 @@ impl Telemetry {
             reconnects,
             fps,
             stages,
+            incidents_folded,
             outbox_depth,
             outbox_bytes,
             outbox_fill,
@@ -206,6 +221,13 @@ impl Telemetry {
         if n > 0 {
             self.dropped.get_or_create(&Self::label(camera)).inc_by(n);
             self.with_camera(camera, |c| c.dropped += n);
+        }
+    }
+
+    /// `n` more incident starts of `kind` folded by the camera's flood control.
+    pub fn incidents_folded(&self, camera: &str, kind: IncidentKind, n: u64) {
+        if n > 0 {
+            self.incidents_folded.get_or_create(&IncidentKindLabel { camera: camera.to_owned(), kind: kind.as_str() }).inc_by(n);
         }
     }
 

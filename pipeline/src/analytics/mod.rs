@@ -6,19 +6,22 @@
 
 pub mod fusion;
 pub mod homography;
+mod hours;
 pub mod incidents;
 pub mod line;
+pub mod signals;
 pub mod zone;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use roadsight_events::{CountRow, Counts, EventBody, LineCrossing, ObjectClass, ObjectRef, ZoneTransition};
+use roadsight_events::{CountRow, Counts, EventBody, IncidentKind, LineCrossing, ObjectClass, ObjectRef, ZoneTransition};
 
 use crate::cadence::Cadence;
 use crate::geometry::BBox;
 use crate::track::PriorRegion;
+pub use hours::LocalHours;
 pub use incidents::{IncidentConfig, IncidentEngine};
 pub use line::{Anchor, CountingLine, Crossing, Point};
 pub use zone::{Zone, ZoneChange};
@@ -270,10 +273,23 @@ impl Analytics {
             cadence: Cadence::default(),
             // Calibrations are checked when the config is validated; a bad one disables
             // incident rules rather than the camera.
-            incidents: IncidentEngine::new(&config.incidents, width, height)
+            incidents: IncidentEngine::new(&config.incidents, width, height, clock)
                 .map_err(|e| tracing::error!("incident rules disabled: {e}"))
                 .ok(),
         }
+    }
+
+    /// A signal's phase at stream time `at` (from the camera's lamp classifier or the signal
+    /// controller), for the incident rules.
+    pub fn set_signal(&mut self, id: &str, phase: signals::SignalPhase, at: Duration) {
+        if let Some(engine) = &mut self.incidents {
+            engine.set_signal(id, phase, at);
+        }
+    }
+
+    /// Incident starts folded by the flood control so far, per kind.
+    pub fn incidents_folded(&self) -> BTreeMap<IncidentKind, u64> {
+        self.incidents.as_ref().map(|e| e.folded().clone()).unwrap_or_default()
     }
 
     /// Line totals since start: (line id, direction name, class) → count.
@@ -313,7 +329,14 @@ impl Analytics {
             keep
         });
         if let Some(engine) = &mut self.incidents {
-            out.extend(engine.update(pts, active, ended));
+            let crossings: Vec<LineCrossing> = out
+                .iter()
+                .filter_map(|e| match &e.body {
+                    EventBody::LineCrossing(c) => Some(c.clone()),
+                    _ => None,
+                })
+                .collect();
+            out.extend(engine.update(pts, active, ended, &crossings));
         }
         for obj in ended {
             for zone in &mut self.zones {

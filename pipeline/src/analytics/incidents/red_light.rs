@@ -1,0 +1,108 @@
+//! Red light: a vehicle crosses a stop line (a counting line, in the direction that enters
+//! the junction) while the signal governing it is red — and has been red longer than the
+//! grace time (a vehicle that entered on amber clears the line just after the change). A
+//! signal first seen red (the change was not watched) has no grace time.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use roadsight_events::{IncidentKind, IncidentMeasures, IncidentState, LineCrossing, Severity};
+
+use super::{emit, Active, Signals};
+use crate::analytics::{Emitted, TrackedObject};
+use crate::geometry::BBox;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedLightRule {
+    /// The stop line: a configured line's id…
+    pub line_id: String,
+    /// …crossed in this direction (its forward or backward name; `None`: either).
+    pub direction: Option<String>,
+    /// The signal governing it.
+    pub signal: String,
+    /// Red for less than this when the vehicle crosses: not a violation.
+    pub grace: Duration,
+}
+
+pub(super) struct RedLightRuntime {
+    rule: RedLightRule,
+    /// Open violations per track (ended with the track).
+    active: BTreeMap<u64, Active>,
+}
+
+impl RedLightRuntime {
+    pub(super) fn new(rule: RedLightRule) -> Self {
+        RedLightRuntime { rule, active: BTreeMap::new() }
+    }
+
+    pub(super) fn update(
+        &mut self,
+        now: Duration,
+        signals: &Signals,
+        crossings: &[LineCrossing],
+        ended: &[TrackedObject],
+        out: &mut Vec<Emitted>,
+    ) {
+        let red_for = signals.red_past_grace(&self.rule.signal, now, self.rule.grace);
+        for c in crossings {
+            let wanted = c.line_id == self.rule.line_id && self.rule.direction.as_ref().is_none_or(|d| *d == c.direction);
+            let (Some(red_for), true) = (red_for, wanted) else { continue };
+            if !c.object.class.is_vehicle() || self.active.contains_key(&c.object.track_id) {
+                continue;
+            }
+            let a = Active::new(IncidentKind::RedLight, None, now, Severity::Critical);
+            let m = IncidentMeasures { red_for_ms: Some(red_for.as_millis() as u64), ..Default::default() };
+            let [x, y, w, h] = c.object.bbox;
+            out.push(emit(now, a.event(IncidentState::Started, Some(c.object.clone()), m), Some(BBox::from_xywh(x, y, w, h))));
+            self.active.insert(c.object.track_id, a);
+        }
+        for o in ended {
+            if let Some(a) = self.active.remove(&o.track_id) {
+                out.push(emit(now, a.event(IncidentState::Ended, Some(o.to_ref()), a.duration(now)), None));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{car, incidents, ms};
+    use super::super::{IncidentConfig, IncidentEngine};
+    use super::*;
+    use crate::analytics::signals::SignalPhase;
+    use crate::analytics::StreamClock;
+
+    fn crossing(track: u64, direction: &str, t: Duration) -> LineCrossing {
+        LineCrossing { line_id: "stop".into(), direction: direction.into(), object: car(track, 500.0, 500.0, (0.0, -50.0), t).to_ref() }
+    }
+
+    fn engine() -> IncidentEngine {
+        let rule = RedLightRule { line_id: "stop".into(), direction: Some("in".into()), signal: "main".into(), grace: ms(1000) };
+        let cfg = IncidentConfig { red_light: vec![rule], update_every: ms(2000), ..Default::default() };
+        IncidentEngine::new(&cfg, 1000, 1000, StreamClock { origin: chrono::DateTime::UNIX_EPOCH }).expect("engine")
+    }
+
+    #[test]
+    fn crossing_on_red_is_a_violation_on_green_and_in_the_grace_time_it_is_not() {
+        let mut e = engine();
+        e.set_signal("main", SignalPhase::Green, ms(0));
+        assert!(incidents(&e.update(ms(1000), &[], &[], &[crossing(1, "in", ms(1000))])).is_empty(), "green");
+        e.set_signal("main", SignalPhase::Amber, ms(2000));
+        assert!(incidents(&e.update(ms(2500), &[], &[], &[crossing(2, "in", ms(2500))])).is_empty(), "amber");
+        e.set_signal("main", SignalPhase::Red, ms(5000));
+        assert!(incidents(&e.update(ms(5600), &[], &[], &[crossing(3, "in", ms(5600))])).is_empty(), "within the grace time");
+        assert!(incidents(&e.update(ms(7000), &[], &[], &[crossing(4, "out", ms(7000))])).is_empty(), "leaving the junction");
+        let got = e.update(ms(8000), &[], &[], &[crossing(5, "in", ms(8000))]);
+        let got = incidents(&got);
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].kind, got[0].state, got[0].severity), (IncidentKind::RedLight, IncidentState::Started, Severity::Critical));
+        assert_eq!(got[0].measures.red_for_ms, Some(3000));
+        assert_eq!(got[0].object.as_ref().map(|o| o.track_id), Some(5));
+        let end = e.update(ms(9000), &[], &[car(5, 500.0, 400.0, (0.0, -50.0), ms(8900))], &[]);
+        assert_eq!(incidents(&end).iter().map(|i| i.state).collect::<Vec<_>>(), vec![IncidentState::Ended]);
+        // A signal seen red from the start: no grace time.
+        let mut e = engine();
+        e.set_signal("main", SignalPhase::Red, ms(100));
+        assert_eq!(incidents(&e.update(ms(300), &[], &[], &[crossing(6, "in", ms(300))])).len(), 1);
+    }
+}
