@@ -128,7 +128,7 @@ pub fn body() -> impl Strategy<Value = EventBody> {
         incident().prop_map(EventBody::Incident),
         counts().prop_map(EventBody::Counts),
         camera_status().prop_map(EventBody::CameraStatus),
-        (text(), select(vec![SignalPhase::Red, SignalPhase::Amber, SignalPhase::Green, SignalPhase::Unknown]), select(vec![SignalSource::Camera, SignalSource::Controller]))
+        (id(&["main", "near_left_turn", "s-2"]), select(vec![SignalPhase::Red, SignalPhase::Amber, SignalPhase::Green, SignalPhase::Unknown]), select(vec![SignalSource::Camera, SignalSource::Controller]))
             .prop_map(|(signal_id, phase, source)| EventBody::SignalPhase(SignalPhaseChange { signal_id, phase, source })),
     ]
 }

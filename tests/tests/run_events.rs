@@ -134,6 +134,47 @@ fn a_queue_at_a_red_light_read_from_the_lamp_raises_no_stopped_vehicle_incident(
     assert!(phases[0]["pts_ms"].as_u64().expect("pts") < 1000, "read within the first second");
     let stopped: Vec<&Value> = events.iter().filter(|e| e["type"] == "incident" && e["kind"] == "stopped_vehicle").collect();
     assert!(stopped.is_empty(), "a queue at a red light is not an incident: {stopped:?}");
+    // Scored on the hand-made incident ground truth: both riders who went straight on at red
+    // are found, and nothing is raised on the six queue episodes.
+    let report = dir.path().join("incidents.json");
+    let gt = repo_root().join("samples/motorbikes_vn_intersection_1006x720.incidents.csv");
+    let o = edge_agent(&[
+        "eval", "--incidents-gt", gt.to_str().expect("utf8"),
+        "--events", dir.path().join("junction.jsonl").to_str().expect("utf8"),
+        "--clip-size", "1006x720", "--clip-fps", "20.09",
+        "--json", report.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "eval failed: {}", stderr(&o));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    let r = &r["incidents"];
+    let red = r["rows"].as_array().expect("rows").iter().find(|k| k["kind"] == "red_light").expect("red_light row");
+    assert_eq!((red["ground_truth"].as_u64(), red["matched"].as_u64()), (Some(2), Some(2)), "{r}");
+    assert_eq!((r["queues"].as_u64(), r["stopped_on_queues"].as_u64()), (Some(6), Some(0)), "{r}");
+}
+
+/// The lamp classifier on the junction clip's hand-labelled signal heads (17–19 px lamps that
+/// flicker dark in up to a third of the frames): after hysteresis at least 90 % of the frames
+/// are read right and none as a wrong colour.
+#[test]
+fn signal_lamps_read_from_pixels_match_the_hand_labels() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let report = dir.path().join("signals.json");
+    let gt = repo_root().join("samples/motorbikes_vn_intersection_1006x720.signals.toml");
+    let clip = common::sample("motorbikes_vn_intersection_1006x720.mp4");
+    let o = edge_agent(&[
+        "eval", "--signals-gt", gt.to_str().expect("utf8"),
+        "--signals-clip", clip.to_str().expect("utf8"),
+        "--json", report.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "eval failed: {}", stderr(&o));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    let rows = r["signals"]["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 3);
+    for row in rows {
+        let (labelled, right, wrong) =
+            (row["labelled"].as_u64().expect("n"), row["tracked_correct"].as_u64().expect("n"), row["tracked_wrong"].as_u64().expect("n"));
+        assert!(labelled == 142 && right as f64 >= 0.9 * labelled as f64 && wrong == 0, "{row}");
+    }
 }
 
 /// A no-stopping zone's long limit holds whatever the reason for the stop: the same queue,
@@ -161,7 +202,8 @@ fn a_no_stopping_zone_raises_incidents_with_snapshots_on_a_real_clip() {
     let events: Vec<Value> =
         std::fs::read_to_string(&events_path).expect("events").lines().map(|l| serde_json::from_str(l).expect("json")).collect();
     let v = validator();
-    let started: Vec<&Value> = events.iter().filter(|e| e["type"] == "incident" && e["state"] == "started").collect();
+    let started: Vec<&Value> =
+        events.iter().filter(|e| e["type"] == "incident" && e["state"] == "started" && e["kind"] != "red_light").collect();
     assert!(!started.is_empty(), "no incident in the no-stopping zone");
     for e in &started {
         assert!(v.is_valid(e), "{e}");

@@ -1,7 +1,8 @@
 //! Stopped vehicles, aware of queues. Standing still is not an incident by itself: at a red
 //! light, or behind other standing vehicles, a vehicle is queueing. A stopped-vehicle
 //! incident needs the vehicle standing while traffic in its direction moves on past it
-//! (`passed_by` vehicles went from behind it to ahead of it, beside it), or standing beyond a
+//! (`passed_by` vehicles went from behind it to ahead of it, beside it — on a two-way road
+//! with no configured direction, either way along the learned axis), or standing beyond a
 //! long limit whatever the reason (`alone_after`: a no-stopping zone 30 s, a hard shoulder
 //! 60 s).
 //!
@@ -102,13 +103,23 @@ pub(super) struct StoppedRuntime {
     orphans: Vec<Orphan>,
     /// Each track's last heading while moving (unit).
     headings: BTreeMap<u64, Point>,
-    /// The zone's learned direction of travel: a running mean of moving vehicles' headings.
-    flow: Point,
+    /// The zone's learned axis of travel, sign-free (a two-way road has one axis): a running
+    /// mean of moving vehicles' headings as doubled-angle vectors (cos 2θ, sin 2θ).
+    axis: Point,
+}
+
+/// The direction a standing vehicle is judged by.
+#[derive(Debug, Clone, Copy)]
+struct Travel {
+    /// Unit vector.
+    d: Point,
+    /// `false`: only the axis is known (traffic may pass either way, and "ahead" is either side).
+    directed: bool,
 }
 
 impl StoppedRuntime {
     pub(super) fn new(rule: StoppedRule) -> Self {
-        StoppedRuntime { rule, standing: BTreeMap::new(), orphans: Vec::new(), headings: BTreeMap::new(), flow: (0.0, 0.0) }
+        StoppedRuntime { rule, standing: BTreeMap::new(), orphans: Vec::new(), headings: BTreeMap::new(), axis: (0.0, 0.0) }
     }
 
     fn moving(&self, o: &TrackedObject) -> bool {
@@ -116,12 +127,14 @@ impl StoppedRuntime {
     }
 
     /// The direction of travel a standing vehicle is judged by: the zone's, else the one it
-    /// drove in, else the zone's learned flow once it is consistent.
-    fn direction_for(&self, ctx: &ZoneContext<'_>, s: &Standing) -> Option<Point> {
-        ctx.direction.or(s.heading).or_else(|| {
-            let n = (self.flow.0 * self.flow.0 + self.flow.1 * self.flow.1).sqrt();
-            (n > 0.5).then(|| (self.flow.0 / n, self.flow.1 / n))
-        })
+    /// drove in, else the zone's learned axis once it is consistent.
+    fn direction_for(&self, ctx: &ZoneContext<'_>, s: &Standing) -> Option<Travel> {
+        if let Some(d) = ctx.direction.or(s.heading) {
+            return Some(Travel { d, directed: true });
+        }
+        let n = (self.axis.0 * self.axis.0 + self.axis.1 * self.axis.1).sqrt();
+        let half = self.axis.1.atan2(self.axis.0) / 2.0;
+        (n > 0.5).then(|| Travel { d: (half.cos(), half.sin()), directed: false })
     }
 
     pub(super) fn update(
@@ -144,7 +157,8 @@ impl StoppedRuntime {
         for o in inside {
             if let Some(h) = o.velocity.filter(|_| self.moving(o)).and_then(unit) {
                 self.headings.insert(o.track_id, h);
-                self.flow = (0.9 * self.flow.0 + 0.1 * h.0, 0.9 * self.flow.1 + 0.1 * h.1);
+                let (c2, s2) = (h.0 * h.0 - h.1 * h.1, 2.0 * h.0 * h.1);
+                self.axis = (0.9 * self.axis.0 + 0.1 * c2, 0.9 * self.axis.1 + 0.1 * s2);
             }
         }
     }
@@ -214,15 +228,23 @@ impl StoppedRuntime {
     fn count_passers(&mut self, ctx: &ZoneContext<'_>, inside: &[&TrackedObject]) {
         let ids: Vec<u64> = self.standing.keys().copied().collect();
         for id in ids {
-            let Some(d) = self.standing.get(&id).and_then(|s| self.direction_for(ctx, s)) else { continue };
-            let passers: Vec<(u64, Point)> = inside
+            let Some(travel) = self.standing.get(&id).and_then(|s| self.direction_for(ctx, s)) else { continue };
+            // Each passer judged along its own sense of travel on an undirected axis.
+            let passers: Vec<(u64, Point, Point)> = inside
                 .iter()
                 .filter(|b| b.track_id != id && !self.standing.contains_key(&b.track_id) && self.moving(b))
-                .filter(|b| b.velocity.and_then(unit).is_some_and(|h| h.0 * d.0 + h.1 * d.1 >= SAME_HEADING))
-                .map(|b| (b.track_id, Anchor::BottomCenter.of(&b.bbox)))
+                .filter_map(|b| {
+                    let h = b.velocity.and_then(unit)?;
+                    let cos = h.0 * travel.d.0 + h.1 * travel.d.1;
+                    let d = match (travel.directed, cos < 0.0) {
+                        (false, true) => (-travel.d.0, -travel.d.1),
+                        _ => travel.d,
+                    };
+                    (h.0 * d.0 + h.1 * d.1 >= SAME_HEADING).then(|| (b.track_id, Anchor::BottomCenter.of(&b.bbox), d))
+                })
                 .collect();
             let s = self.standing.get_mut(&id).expect("present");
-            for (b, p) in passers {
+            for (b, p, d) in passers {
                 let (along, across) = s.relative(p, d);
                 if across > BESIDE_WIDTHS * s.width {
                     continue;
@@ -239,7 +261,7 @@ impl StoppedRuntime {
     /// Whether standing vehicles are close ahead of `s` (it is queueing behind them), and
     /// those standing behind it in its lane (queueing behind it).
     fn neighbours(&self, ctx: &ZoneContext<'_>, id: u64, s: &Standing) -> (bool, Vec<ObjectRef>) {
-        let Some(d) = self.direction_for(ctx, s) else { return (false, Vec::new()) };
+        let Some(Travel { d, directed }) = self.direction_for(ctx, s) else { return (false, Vec::new()) };
         let mut ahead = false;
         let mut behind = Vec::new();
         for (other, o) in &self.standing {
@@ -247,7 +269,9 @@ impl StoppedRuntime {
                 continue;
             }
             let (along, across) = s.relative(o.spot, d);
-            if along > 0.2 * s.height && along <= QUEUE_GAP_HEIGHTS * s.height && across <= BESIDE_WIDTHS * s.width {
+            // On an undirected axis a standing neighbour either side holds it.
+            let along_ahead = if directed { along } else { along.abs() };
+            if along_ahead > 0.2 * s.height && along_ahead <= QUEUE_GAP_HEIGHTS * s.height && across <= BESIDE_WIDTHS * s.width {
                 ahead = true;
             } else if along < -0.2 * s.height
                 && along >= -2.0 * QUEUE_GAP_HEIGHTS * s.height
