@@ -177,18 +177,19 @@ fn signal_lamps_read_from_pixels_match_the_hand_labels() {
     }
 }
 
-/// A no-stopping zone's long limit holds whatever the reason for the stop: the same queue,
-/// with the near approach marked no-stopping and a 3 s limit, raises `no_stopping` incidents,
-/// each with a JPEG snapshot of the real frame.
+/// A no-stopping zone's long limit holds whatever the reason for the stop (but a red light
+/// its zone is tied to): the same queue, with the near approach marked no-stopping, a 3 s limit
+/// and no signal, raises `no_stopping` incidents, each with a JPEG snapshot of the real frame.
 #[test]
 fn a_no_stopping_zone_raises_incidents_with_snapshots_on_a_real_clip() {
     let dir = tempfile::tempdir().expect("tmp");
     let original = std::fs::read_to_string(repo_root().join("samples/motorbikes_vn_intersection_1006x720.toml")).expect("config");
     let source = common::sample("motorbikes_vn_intersection_1006x720.mp4");
     let rule = "stopped_vehicle = { after_secs = 3, max_speed_px_s = 8 }";
-    assert!(original.contains(rule), "the sample config's near_queue rule");
+    assert!(original.contains(&format!("signal = \"near_main\"\n{rule}")), "the sample config's near_queue rule");
     let variant = original
         .replace(rule, "no_stopping = true\nstopped_vehicle = { after_secs = 2, max_speed_px_s = 8, alone_after_secs = 3 }")
+        .replace("signal = \"near_main\"\nno_stopping", "no_stopping")
         .replace("../../shared/samples/motorbikes_vn_intersection_1006x720.mp4", source.to_str().expect("utf8"));
     let cfg = dir.path().join("no_stopping.toml");
     std::fs::write(&cfg, variant).expect("write");

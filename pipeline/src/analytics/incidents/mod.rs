@@ -156,6 +156,12 @@ impl Signals {
     fn holds(&self, id: Option<&str>, now: Duration) -> bool {
         id.and_then(|id| self.phase(id, now)).is_some_and(|(p, _)| matches!(p, SignalPhase::Red | SignalPhase::Amber))
     }
+
+    /// Since when signal `id` has let traffic go (its current phase is neither red nor amber).
+    fn released_at(&self, id: Option<&str>) -> Option<Duration> {
+        let s = self.phases.get(id?)?;
+        (!matches!(s.phase, SignalPhase::Red | SignalPhase::Amber)).then_some(s.since)
+    }
 }
 
 struct ZoneRuntime {
@@ -235,6 +241,7 @@ impl IncidentEngine {
                 direction: z.direction,
                 every: self.update_every,
                 held: self.signals.holds(z.rules.signal.as_deref(), now),
+                released_at: self.signals.released_at(z.rules.signal.as_deref()),
             };
             if let Some(r) = &mut z.stopped {
                 r.update(&ctx, &inside, &vehicles, ended, &mut out);
@@ -274,6 +281,8 @@ struct ZoneContext<'a> {
     every: Duration,
     /// The zone's signal holds traffic (red or amber).
     held: bool,
+    /// Since when the zone's signal has let traffic go (`None`: no signal, or it holds).
+    released_at: Option<Duration>,
 }
 
 impl ZoneContext<'_> {

@@ -4,7 +4,7 @@
 //! (`passed_by` vehicles went from behind it to ahead of it, beside it — on a two-way road
 //! with no configured direction, either way along the learned axis), or standing beyond a
 //! long limit whatever the reason (`alone_after`: a no-stopping zone 30 s, a hard shoulder
-//! 60 s).
+//! 60 s) — except waiting at a red light, which does not count towards it.
 //!
 //! One incident per object and episode: the episode lasts while the vehicle stays on its
 //! spot (creeping less than a box height and stopping again is the same episode); it ends
@@ -297,7 +297,10 @@ impl StoppedRuntime {
             match &mut s.incident {
                 None => {
                     let passed = s.passed >= rule.passed_by;
-                    let long = rule.alone_after.is_some_and(|limit| stood >= limit);
+                    // Waiting at a red light does not count towards the long limit: it runs
+                    // from the stop, or from the signal's last release if that came later.
+                    let unheld = now.saturating_sub(ctx.released_at.map_or(s.since, |r| r.max(s.since)));
+                    let long = !ctx.held && rule.alone_after.is_some_and(|limit| unheld >= limit);
                     if long || (stood >= rule.after && passed && !queueing && !ctx.held) {
                         let a = Active::new(rule.kind, ctx.zone(), s.since, Severity::Warning);
                         let mut ev = a.event(IncidentState::Started, Some(s.last.clone()), s.measures(now));
@@ -361,6 +364,35 @@ mod tests {
         z.stopped_vehicle = Some(rule());
     }
 
+    /// Cars passing in lane 2 (y = 530) at 200 px/s, one every 2 s from frame `first` on, `n`
+    /// of them, as seen at frame `f`.
+    fn passing(f: u64, first: u64, n: u64) -> Vec<TrackedObject> {
+        (0..n)
+            .filter(|k| f >= first + k * 20)
+            .map(|k| car(10 + k, (f - first - k * 20) as f32 * 20.0, 530.0, (200.0, 0.0), ms(f * 100)))
+            .collect()
+    }
+
+    /// Car 1 standing at x = 400 in lane 1 while `n` cars pass, under signal `phase` (`None`:
+    /// the zone has no signal), for `frames`.
+    fn standing_at_a_signal(phase: Option<crate::analytics::signals::SignalPhase>, frames: u64, n: u64) -> Vec<Emitted> {
+        let mut e = engine_with(|z| {
+            zone(z);
+            z.signal = phase.map(|_| "main".into());
+        });
+        if let Some(p) = phase {
+            e.set_signal("main", p, ms(0));
+        }
+        (0..frames)
+            .flat_map(|f| {
+                let t = ms(f * 100);
+                let mut objs = vec![car(1, 400.0, 500.0, (0.0, 0.0), t)];
+                objs.extend(passing(f, 10, n));
+                e.update(t, &objs, &[], &[])
+            })
+            .collect()
+    }
+
     /// Traffic runs left to right along y = 500 (lane 1) and y = 540 (lane 2).
     #[test]
     fn a_queue_of_six_standing_vehicles_raises_nothing() {
@@ -398,12 +430,7 @@ mod tests {
             let x1 = if f < 30 { 100.0 + f as f32 * 10.0 } else if f < 300 { 400.0 } else { 400.0 + (f - 300) as f32 * 15.0 };
             let v1 = if (30..300).contains(&f) { 0.0 } else { 100.0 };
             let mut objs = vec![car(1, x1, 500.0, (v1, 0.0), t)];
-            for k in 0..14u64 {
-                let start = 40 + k * 20;
-                if f >= start {
-                    objs.push(car(10 + k, (f - start) as f32 * 20.0, 530.0, (200.0, 0.0), t));
-                }
-            }
+            objs.extend(passing(f, 40, 14));
             out.extend(e.update(t, &objs, &[], &[]));
         }
         let got = incidents(&out);
@@ -438,12 +465,7 @@ mod tests {
                 251..270 => {}
                 _ => objs.push(car(2, x + 1.0, 500.0, (0.0, 0.0), t)),
             }
-            for k in 0..18u64 {
-                let start = 10 + k * 20;
-                if f >= start {
-                    objs.push(car(10 + k, (f - start) as f32 * 20.0, 530.0, (200.0, 0.0), t));
-                }
-            }
+            objs.extend(passing(f, 10, 18));
             out.extend(e.update(t, &objs, &ended, &[]));
         }
         let got = incidents(&out);
@@ -457,44 +479,15 @@ mod tests {
     #[test]
     fn standing_alone_past_the_long_limit_is_an_incident_and_a_red_signal_holds_traffic() {
         use crate::analytics::signals::SignalPhase;
-        let mut e = engine_with(|z| {
-            zone(z);
-            z.signal = Some("main".into());
-        });
-        e.set_signal("main", SignalPhase::Red, ms(0));
-        let mut out = Vec::new();
-        // One car waits at the red light while cars pass beside it (a turning lane that
-        // flows): held, so no incident before the long limit of 60 s.
-        for f in 0..700u64 {
-            let t = ms(f * 100);
-            let mut objs = vec![car(1, 400.0, 500.0, (0.0, 0.0), t)];
-            for k in 0..30u64 {
-                let start = 10 + k * 20;
-                if f >= start {
-                    objs.push(car(10 + k, (f - start) as f32 * 20.0, 530.0, (200.0, 0.0), t));
-                }
-            }
-            out.extend(e.update(t, &objs, &[], &[]));
-        }
+        // Standing alone (nobody passes, no signal): the long limit of 60 s.
+        let out = standing_at_a_signal(None, 700, 0);
         let first = out.iter().find(|e| matches!(&e.body, roadsight_events::EventBody::Incident(_))).expect("the long limit fires");
         assert!(first.pts >= ms(60_000) && first.pts <= ms(60_200), "fired at {:?}", first.pts);
+        // Waiting at a red light while cars pass beside it (a turning lane that flows): held,
+        // and waiting does not run the long limit either.
+        assert!(incidents(&standing_at_a_signal(Some(SignalPhase::Red), 700, 30)).is_empty());
         // On green, passers make it an incident after 5 s.
-        let mut e = engine_with(|z| {
-            zone(z);
-            z.signal = Some("main".into());
-        });
-        e.set_signal("main", SignalPhase::Green, ms(0));
-        let mut out = Vec::new();
-        for f in 0..100u64 {
-            let t = ms(f * 100);
-            let mut objs = vec![car(1, 400.0, 500.0, (0.0, 0.0), t)];
-            for k in 0..4u64 {
-                if f >= 10 + k * 20 {
-                    objs.push(car(10 + k, (f - 10 - k * 20) as f32 * 20.0, 530.0, (200.0, 0.0), t));
-                }
-            }
-            out.extend(e.update(t, &objs, &[], &[]));
-        }
+        let out = standing_at_a_signal(Some(SignalPhase::Green), 100, 4);
         assert_eq!(incidents(&out).iter().filter(|i| i.state == IncidentState::Started).count(), 1);
     }
 }
