@@ -1,6 +1,6 @@
 //! Flood control: at most N incident starts per kind in any minute of stream time, per
 //! camera. A start beyond the limit is folded into the camera's most recent open incident of
-//! the same kind — an `updated` event of that incident naming the new object in `related` —
+//! the same kind (else the most recent one of the last minute, though it has ended) — an `updated` event of that incident naming the new object in `related` —
 //! and its own later updates and end are absorbed. Nothing is dropped silently: each fold is
 //! counted ([`FloodControl::folded`], exported as a metric).
 
@@ -28,9 +28,12 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// Folded objects one incident keeps naming, at most.
 const MAX_FOLDED: usize = 32;
 
+/// An incident of the last minute (open, or ended: a red-light violation ends within
+/// seconds, and the starts of a burst still fold into it).
 struct Open {
     kind: IncidentKind,
     started: Duration,
+    ended: bool,
     /// The incident's last event, to fold starts into.
     last: IncidentEvent,
     folded: Vec<ObjectRef>,
@@ -81,6 +84,7 @@ impl FloodControl {
         }
         match ev.state {
             IncidentState::Started => {
+                self.open.retain(|_, o| !o.ended || now.saturating_sub(o.started) < MINUTE);
                 let starts = self.starts.entry(ev.kind).or_default();
                 while starts.front().is_some_and(|t| now.saturating_sub(*t) >= MINUTE) {
                     starts.pop_front();
@@ -88,13 +92,14 @@ impl FloodControl {
                 let limit = self.limit.max_starts_per_minute as usize;
                 if limit == 0 || starts.len() < limit {
                     starts.push_back(now);
-                    self.open.insert(ev.incident_id, Open { kind: ev.kind, started: now, last: ev.clone(), folded: Vec::new() });
+                    self.open.insert(ev.incident_id, Open { kind: ev.kind, started: now, ended: false, last: ev.clone(), folded: Vec::new() });
                     return Some(ev);
                 }
-                let host = self.open.iter_mut().filter(|(_, o)| o.kind == ev.kind).max_by_key(|(_, o)| o.started);
+                // The newest open incident of the kind, else the newest of the last minute.
+                let host = self.open.iter_mut().filter(|(_, o)| o.kind == ev.kind).max_by_key(|(_, o)| (!o.ended, o.started));
                 let Some((host_id, host)) = host else {
-                    // Nothing open to fold into: it stands as its own incident.
-                    self.open.insert(ev.incident_id, Open { kind: ev.kind, started: now, last: ev.clone(), folded: Vec::new() });
+                    // Nothing to fold into: it stands as its own incident.
+                    self.open.insert(ev.incident_id, Open { kind: ev.kind, started: now, ended: false, last: ev.clone(), folded: Vec::new() });
                     return Some(ev);
                 };
                 self.folded_into.insert(ev.incident_id, *host_id);
@@ -111,14 +116,9 @@ impl FloodControl {
                 Some(update)
             }
             IncidentState::Updated | IncidentState::Ended => {
-                let open = match ev.state {
-                    IncidentState::Ended => self.open.remove(&ev.incident_id),
-                    _ => None,
-                };
-                if let Some(o) = open.as_ref().or_else(|| self.open.get(&ev.incident_id)) {
-                    with_folded(&mut ev, &o.folded);
-                }
                 if let Some(o) = self.open.get_mut(&ev.incident_id) {
+                    with_folded(&mut ev, &o.folded);
+                    o.ended |= ev.state == IncidentState::Ended;
                     o.last = ev.clone();
                 }
                 Some(ev)
@@ -191,6 +191,19 @@ mod tests {
             i.state = IncidentState::Ended;
         }
         assert!(f.filter(Duration::from_secs(3), vec![end]).is_empty());
+        // The three started incidents end (short ones, like red-light violations); starts
+        // within the minute still fold into the newest of them.
+        for (n, id) in ids[..3].iter().enumerate() {
+            let mut end = start(IncidentKind::StoppedVehicle, n as u64);
+            if let EventBody::Incident(i) = &mut end.body {
+                i.incident_id = *id;
+                i.state = IncidentState::Ended;
+            }
+            assert_eq!(f.filter(Duration::from_secs(4), vec![end]).len(), 1, "a started incident's own end passes");
+        }
+        let after = f.filter(Duration::from_secs(5), vec![start(IncidentKind::StoppedVehicle, 8)]);
+        assert_eq!((incident(&after[0]).state, incident(&after[0]).incident_id), (IncidentState::Updated, ids[2]));
+        assert_eq!(f.folded().get(&IncidentKind::StoppedVehicle), Some(&6));
         // A minute later the budget is back.
         let later = f.filter(Duration::from_secs(62), vec![start(IncidentKind::StoppedVehicle, 9)]);
         assert_eq!(incident(&later[0]).state, IncidentState::Started);
