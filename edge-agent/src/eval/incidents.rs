@@ -35,10 +35,7 @@ struct GtRow {
     y: f32,
     w: f32,
     h: f32,
-    #[allow(dead_code)]
-    class: String,
-    #[allow(dead_code)]
-    note: String,
+    // `class` and `note` are for people; the match is by kind, time and place.
 }
 
 /// An incident in time and space (pixels).

@@ -19,9 +19,7 @@ struct GtFile {
     clip: String,
     frames: u64,
     signals: Vec<GtSignal>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    fps: Option<f64>,
+    // `fps`, and each signal's `layout` and `governs`, are for people.
 }
 
 #[derive(Debug, Deserialize)]
@@ -29,12 +27,6 @@ struct GtSignal {
     id: String,
     region: [f32; 4],
     phases: Vec<GtPhase>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    layout: Option<String>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    governs: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -216,6 +216,7 @@ impl CameraWorker {
 
     fn record_frame(&mut self, decode_wait: Duration, decoded_at: Instant, analytics: Duration) {
         let (t, cam) = (&self.shared.telemetry, self.cfg.id.as_str());
+        // Per frame: no allocation (the counts are borrowed; the map here gains a key per kind).
         for (kind, n) in self.processor.incidents_folded() {
             let reported = self.folded_reported.entry(kind).or_default();
             t.incidents_folded(cam, kind, n.saturating_sub(*reported));

@@ -1,7 +1,7 @@
 //! Detections → tracks → analytics for one camera: the synchronous, wall-clock-free core that
 //! `run`, `bench` and tests share.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use roadsight_events::{EventBody, IncidentKind, ObjectClass, SignalPhase, SignalPhaseChange, SignalSource};
@@ -134,8 +134,8 @@ impl FrameProcessor {
     }
 
     /// Incident starts folded by the flood control so far, per kind.
-    pub fn incidents_folded(&self) -> BTreeMap<IncidentKind, u64> {
-        self.analytics.as_ref().map(Analytics::incidents_folded).unwrap_or_default()
+    pub fn incidents_folded(&self) -> impl Iterator<Item = (IncidentKind, u64)> + '_ {
+        self.analytics.iter().flat_map(Analytics::incidents_folded)
     }
 
     /// The analytics for `width` × `height` frames, built (and the tracker given the scene)
@@ -246,10 +246,7 @@ impl FrameProcessor {
             ended.push(self.to_object(tr, class));
             self.riders.remove(&tr.id);
         }
-        let active = std::mem::take(&mut self.active);
-        let out = self.analytics_for(width, height).update(t, &active, &ended);
-        self.active = active;
-        out
+        self.analytics.as_mut().expect("built at the start of process").update(t, &self.active, &ended)
     }
 
     /// End of stream: the last partial counts interval.

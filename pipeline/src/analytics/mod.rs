@@ -288,8 +288,8 @@ impl Analytics {
     }
 
     /// Incident starts folded by the flood control so far, per kind.
-    pub fn incidents_folded(&self) -> BTreeMap<IncidentKind, u64> {
-        self.incidents.as_ref().map(|e| e.folded().clone()).unwrap_or_default()
+    pub fn incidents_folded(&self) -> impl Iterator<Item = (IncidentKind, u64)> + '_ {
+        self.incidents.iter().flat_map(|e| e.folded().iter().map(|(k, n)| (*k, *n)))
     }
 
     /// Line totals since start: (line id, direction name, class) → count.

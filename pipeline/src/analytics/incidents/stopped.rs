@@ -289,35 +289,49 @@ impl StoppedRuntime {
         let ids: Vec<u64> = self.standing.keys().copied().collect();
         for id in ids {
             let s = &self.standing[&id];
-            let stood = now.saturating_sub(s.since);
+            let update_due = s.incident.as_ref().is_some_and(|a| now.saturating_sub(a.last_update) >= ctx.every);
+            let start_due = s.incident.is_none() && self.may_start(ctx, s);
+            if !update_due && !start_due {
+                continue;
+            }
+            // The neighbours only when an event may go out (not on every frame).
             let (queueing, related) = self.neighbours(ctx, id, s);
+            let long = self.past_long_limit(ctx, s);
             let rule = &self.rule;
             let s = self.standing.get_mut(&id).expect("present");
             let (last, measures) = (s.last.clone(), s.measures(now));
             match &mut s.incident {
-                None => {
-                    let passed = s.passed >= rule.passed_by;
-                    // Waiting at a red light does not count towards the long limit: it runs
-                    // from the stop, or from the signal's last release if that came later.
-                    let unheld = now.saturating_sub(ctx.released_at.map_or(s.since, |r| r.max(s.since)));
-                    let long = !ctx.held && rule.alone_after.is_some_and(|limit| unheld >= limit);
-                    if long || (stood >= rule.after && passed && !queueing && !ctx.held) {
-                        let a = Active::new(rule.kind, ctx.zone(), s.since, Severity::Warning);
-                        let mut ev = a.event(IncidentState::Started, Some(s.last.clone()), s.measures(now));
-                        ev.related = related;
-                        out.push(emit(now, ev, Some(s.bbox)));
-                        s.incident = Some(Active { last_update: now, ..a });
-                    }
+                None if long || !queueing => {
+                    let a = Active::new(rule.kind, ctx.zone(), s.since, Severity::Warning);
+                    let mut ev = a.event(IncidentState::Started, Some(last), measures);
+                    ev.related = related;
+                    out.push(emit(now, ev, Some(s.bbox)));
+                    s.incident = Some(Active { last_update: now, ..a });
                 }
-                Some(a) if now.saturating_sub(a.last_update) >= ctx.every => {
+                Some(a) => {
                     a.last_update = now;
                     let mut ev = a.event(IncidentState::Updated, Some(last), measures);
                     ev.related = related;
                     out.push(emit(now, ev, None));
                 }
-                Some(_) => {}
+                None => {}
             }
         }
+    }
+
+    /// Beyond the long limit. Waiting at a red light does not count towards it: it runs from
+    /// the stop, or from the signal's last release if that came later.
+    fn past_long_limit(&self, ctx: &ZoneContext<'_>, s: &Standing) -> bool {
+        let unheld = ctx.now.saturating_sub(ctx.released_at.map_or(s.since, |r| r.max(s.since)));
+        !ctx.held && self.rule.alone_after.is_some_and(|limit| unheld >= limit)
+    }
+
+    /// A start is due unless the vehicle turns out to be queueing: past the long limit, or
+    /// standing `after` while passed by enough vehicles and not held by its signal.
+    fn may_start(&self, ctx: &ZoneContext<'_>, s: &Standing) -> bool {
+        let stood = ctx.now.saturating_sub(s.since);
+        let passed = s.passed >= self.rule.passed_by;
+        self.past_long_limit(ctx, s) || (stood >= self.rule.after && passed && !ctx.held)
     }
 
     /// A standing vehicle that left the zone ends its episode; one whose track ended leaves
