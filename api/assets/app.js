@@ -22,7 +22,8 @@ const I18N = {
     ended: 'đã kết thúc', acknowledged_by: 'Đã xác nhận bởi', resolved_by: 'Đã xử lý bởi', running: 'hoạt động',
     connecting: 'đang kết nối', retrying: 'thử lại', stopped: 'dừng', unknown: 'chưa rõ', last_seen: 'cập nhật',
     missing: 'thiếu', events: 'sự kiện', no_counts: 'Chưa có dữ liệu lưu lượng', no_incidents: 'Không có sự cố',
-    duration: 'thời gian', speed: 'tốc độ', occupancy: 'mật độ',
+    duration: 'thời gian', speed: 'tốc độ', occupancy: 'mật độ', passed_by: 'xe vượt qua', red_for: 'đèn đỏ đã',
+    related: 'xe liên quan', play_clip: 'Xem clip', download_clip: 'Tải clip', clip_pending: 'Clip đang được gửi về',
     car: 'ô tô', motorcycle: 'xe máy', bus: 'xe buýt', truck: 'xe tải', bicycle: 'xe đạp', person: 'người',
   },
   en: {
@@ -40,7 +41,8 @@ const I18N = {
     acknowledged_by: 'Acknowledged by', resolved_by: 'Resolved by', running: 'running', connecting: 'connecting',
     retrying: 'retrying', stopped: 'stopped', unknown: 'unknown', last_seen: 'last seen', missing: 'missing',
     events: 'events', no_counts: 'No counts yet', no_incidents: 'No incidents', duration: 'duration', speed: 'speed',
-    occupancy: 'occupancy',
+    occupancy: 'occupancy', passed_by: 'passed by', red_for: 'red for', related: 'related vehicles',
+    play_clip: 'Play clip', download_clip: 'Download clip', clip_pending: 'The clip is still on its way',
     car: 'car', motorcycle: 'motorcycle', bus: 'bus', truck: 'truck', bicycle: 'bicycle', person: 'person',
   },
 };
@@ -137,6 +139,10 @@ function incidentFromEvent(e) {
     state: prev.state === 'ended' ? 'ended' : e.state, zone_id: e.zone_id, measures: e.measures,
     started_ms: prev.started_ms ?? at, updated_ms: at,
     snapshot_id: prev.snapshot_id || e.snapshot?.snapshot_id, snapshot_available: prev.snapshot_available || !!e.snapshot,
+    // A clip-only update (the clip arrived after the start) changes nothing else.
+    ...(e.clip ? { measures: prev.measures ?? e.measures, clip_id: prev.clip_id || e.clip.clip_id, clip_available: true,
+      clip_duration_ms: e.clip.duration_ms } : {}),
+    related_count: Math.max(prev.related_count || 0, e.related?.length || 0),
   };
 }
 
@@ -146,6 +152,8 @@ function measuresText(m) {
   if (m?.speed_kmh != null) parts.push(`${t('speed')} ${m.speed_kmh.toFixed(0)} km/h` + (m.limit_kmh ? ` / ${m.limit_kmh}` : ''));
   if (m?.occupancy != null) parts.push(`${t('occupancy')} ${m.occupancy.toFixed(1)}`);
   if (m?.distance_px != null) parts.push(`${m.distance_px.toFixed(0)} px`);
+  if (m?.passed_by != null) parts.push(`${t('passed_by')} ${m.passed_by}`);
+  if (m?.red_for_ms != null) parts.push(`${t('red_for')} ${(m.red_for_ms / 1000).toFixed(1)} s`);
   return parts.join(' · ');
 }
 
@@ -183,11 +191,50 @@ function renderIncidents() {
     li.querySelector('.ack').disabled = !!i.acknowledged_ms;
     li.querySelector('.resolve').disabled = !!i.resolved_ms;
     // Viewers read only: the workflow buttons are for operators and admins.
-    if (!canAct()) li.querySelector('.actions').classList.add('hidden');
+    if (!canAct()) { li.querySelector('.ack').classList.add('hidden'); li.querySelector('.resolve').classList.add('hidden'); }
+    const clip = li.querySelector('.clip');
+    clip.classList.toggle('hidden', !i.clip_id);
+    clip.onclick = () => openDetail(i.incident_id);
     li.querySelector('.ack').onclick = () => workflow(i.incident_id, 'acknowledge', t('note_ack'));
     li.querySelector('.resolve').onclick = () => workflow(i.incident_id, 'resolve', t('note_resolve'));
     feed.appendChild(li);
   }
+}
+
+// The incident detail: its evidence clip (served by range requests; the session cookie
+// authorises it, no secret in the URL) with a download link. Outside the feed, so a live
+// update of the feed never interrupts the player.
+function openDetail(id) {
+  const i = state.incidents.get(id);
+  if (!i) return;
+  const box = $('#incident-detail');
+  box.dataset.incident = id;
+  box.querySelector('.kind').textContent = t(i.kind);
+  box.querySelector('.sev').textContent = t(i.severity);
+  box.querySelector('.state').textContent = t(i.state);
+  box.querySelector('.meta').textContent = `${i.camera_id}${i.zone_id ? ' / ' + i.zone_id : ''} · ${fmtTime(i.started_ms)}` +
+    (i.related_count ? ` · ${t('related')} ${i.related_count}` : '');
+  box.querySelector('.measures').textContent = measuresText(i.measures);
+  const player = $('#clip-player');
+  const url = `/api/v1/clips/${encodeURIComponent(i.clip_id)}`;
+  box.querySelector('.clip-missing').classList.toggle('hidden', !!i.clip_available);
+  if (player.dataset.clip !== i.clip_id) {
+    player.dataset.clip = i.clip_id;
+    player.src = url;
+  }
+  $('#clip-download').href = url;
+  $('#clip-download').setAttribute('download', `${i.camera_id}-${i.kind}-${i.incident_id}.mp4`);
+  box.classList.remove('hidden');
+  player.play().catch(() => {});
+}
+
+function closeDetail() {
+  const player = $('#clip-player');
+  player.pause();
+  player.removeAttribute('src');
+  delete player.dataset.clip;
+  player.load();
+  $('#incident-detail').classList.add('hidden');
 }
 
 async function workflow(id, step, promptText) {
@@ -362,6 +409,7 @@ document.addEventListener('DOMContentLoaded', async () => {
   };
   $('#hide-resolved').onchange = renderIncidents;
   $('#logout').onclick = signOut;
+  $('#detail-close').onclick = closeDetail;
   $('#login-form').onsubmit = (ev) => {
     ev.preventDefault();
     signIn($('#login-name').value.trim(), $('#login-password').value);

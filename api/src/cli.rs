@@ -169,6 +169,9 @@ pub struct ServeArgs {
     /// once more with the same --mqtt-client-id to drain its queue.
     #[arg(long, default_value = "ioc-api")]
     pub mqtt_share_group: String,
+    /// Evidence clips kept per camera, in MiB (the oldest go first; the newest always stays).
+    #[arg(long, value_name = "MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub clip_budget_mb_per_camera: u64,
     #[command(flatten)]
     pub http: HttpArgs,
     #[command(flatten)]

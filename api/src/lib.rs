@@ -6,6 +6,7 @@
 pub mod broker;
 pub mod broker_auth;
 pub mod cli;
+pub mod clips;
 pub mod commands;
 pub mod http;
 pub mod ingest;

@@ -1,5 +1,5 @@
 //! MQTT ingest: subscribes (QoS 1, optionally as a shared subscription so replicas split the
-//! load) to agents' events, snapshots and agent status, and acknowledges each message only
+//! load) to agents' events, snapshots, evidence-clip chunks and agent status, and acknowledges each message only
 //! after what it carries is committed. A database outage stalls acknowledgement (the broker
 //! keeps the messages) instead of losing anything. Connection settings (URL, credentials,
 //! TLS for `mqtts://`) come from the shared `roadsight-mqtt-link` crate.
@@ -14,7 +14,15 @@ use tokio::sync::{mpsc, watch};
 
 use crate::cli::MqttTlsArgs;
 use crate::ingest::{parse_event, Ingestor};
+use crate::clips::{ClipError, ClipStore};
 use crate::snapshots::SnapshotStore;
+
+/// Where the media an agent sends besides events go.
+#[derive(Clone)]
+pub struct Media {
+    pub snapshots: SnapshotStore,
+    pub clips: ClipStore,
+}
 
 #[derive(Debug, Clone)]
 pub struct MqttSettings {
@@ -70,7 +78,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// that blocked this task would also stop the event loop from writing the commit task's
 /// PUBACKs — both tasks would wait on each other forever once the broker's window exceeded
 /// the hand-over plus rumqttc's request channel.
-pub async fn run(settings: MqttSettings, ingestor: Ingestor, snapshots: SnapshotStore, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(settings: MqttSettings, ingestor: Ingestor, media: Media, mut shutdown: watch::Receiver<bool>) {
     let mut opts = settings.broker.mqtt_options();
     // A persistent session: while this replica is down (or between a message's delivery and
     // its acknowledgement) the broker keeps what is addressed to it and redelivers it.
@@ -78,8 +86,8 @@ pub async fn run(settings: MqttSettings, ingestor: Ingestor, snapshots: Snapshot
     opts.set_manual_acks(true);
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
     let (tx, rx) = mpsc::unbounded_channel::<Publish>();
-    let mut worker = tokio::spawn(commit_loop(rx, client.clone(), ingestor, snapshots, shutdown.clone()));
-    let filters = [topics::ALL_EVENTS, topics::ALL_SNAPSHOTS, topics::ALL_AGENT_STATUS].map(|f| settings.filter(f));
+    let mut worker = tokio::spawn(commit_loop(rx, client.clone(), ingestor, media, shutdown.clone()));
+    let filters = [topics::ALL_EVENTS, topics::ALL_SNAPSHOTS, topics::ALL_CLIP_CHUNKS, topics::ALL_AGENT_STATUS].map(|f| settings.filter(f));
     let broker = settings.broker.address();
     // Subscriptions still to hand to the event loop. `try_subscribe`, never `subscribe().await`:
     // only this task drains rumqttc's request channel, so waiting here for room in it could
@@ -178,7 +186,7 @@ async fn commit_loop(
     mut rx: mpsc::UnboundedReceiver<Publish>,
     client: AsyncClient,
     ingestor: Ingestor,
-    snapshots: SnapshotStore,
+    media: Media,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
@@ -190,7 +198,7 @@ async fn commit_loop(
                 Err(_) => break,
             }
         }
-        if commit(&batch, &ingestor, &snapshots, &mut shutdown).await == Committed::Abandoned {
+        if commit(&batch, &ingestor, &media, &mut shutdown).await == Committed::Abandoned {
             tracing::warn!("stopping with {} MQTT messages not stored; the broker will redeliver them", batch.len());
             return;
         }
@@ -215,7 +223,7 @@ enum Committed {
 /// Messages that can never be stored (malformed, wrong topic) are counted as rejected and
 /// reported as done so that they are acknowledged: otherwise the broker would redeliver
 /// them forever.
-async fn commit(batch: &[Publish], ingestor: &Ingestor, snapshots: &SnapshotStore, shutdown: &mut watch::Receiver<bool>) -> Committed {
+async fn commit(batch: &[Publish], ingestor: &Ingestor, media: &Media, shutdown: &mut watch::Receiver<bool>) -> Committed {
     let mut events = Vec::new();
     for p in batch {
         match topics::parse(&p.topic) {
@@ -228,7 +236,7 @@ async fn commit(batch: &[Publish], ingestor: &Ingestor, snapshots: &SnapshotStor
             },
             Some(Topic::Snapshot { site, camera, snapshot_id }) => {
                 let mut delay = Duration::from_millis(200);
-                while let Err(e) = snapshots.save(ingestor.store(), snapshot_id, site, camera, &p.payload).await {
+                while let Err(e) = media.snapshots.save(ingestor.store(), snapshot_id, site, camera, &p.payload).await {
                     if matches!(e, crate::snapshots::SnapshotError::Invalid(_)) {
                         ingestor.metrics().rejected("mqtt");
                         tracing::warn!(topic = %p.topic, "rejected snapshot: {e}");
@@ -237,6 +245,29 @@ async fn commit(batch: &[Publish], ingestor: &Ingestor, snapshots: &SnapshotStor
                     tracing::error!("storing snapshot {snapshot_id}: {e}; retrying");
                     if !backoff(&mut delay, shutdown).await {
                         return Committed::Abandoned;
+                    }
+                }
+            }
+            Some(Topic::ClipChunk { site, camera, clip_id, index, count }) => {
+                let mut delay = Duration::from_millis(200);
+                loop {
+                    match media.clips.save_chunk(ingestor.store(), clip_id, site, camera, index, count, &p.payload).await {
+                        Ok(Some(clip)) => {
+                            tracing::info!(site, camera, clip = clip.clip_id, bytes = clip.bytes, "evidence clip assembled");
+                            break;
+                        }
+                        Ok(None) => break,
+                        Err(ClipError::Invalid(e)) => {
+                            ingestor.metrics().rejected("mqtt");
+                            tracing::warn!(topic = %p.topic, "rejected clip chunk: {e}");
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::error!("storing clip {clip_id} chunk {index}: {e}; retrying");
+                            if !backoff(&mut delay, shutdown).await {
+                                return Committed::Abandoned;
+                            }
+                        }
                     }
                 }
             }

@@ -14,6 +14,7 @@ use crate::http::throttle::{LoginThrottle, ThrottlePolicy};
 use crate::ingest::Ingestor;
 use crate::metrics::Metrics;
 use crate::mqtt::MqttSettings;
+use crate::clips::ClipStore;
 use crate::snapshots::SnapshotStore;
 use crate::store::Store;
 
@@ -28,6 +29,7 @@ pub async fn serve(args: ServeArgs, shutdown: impl std::future::Future<Output = 
     let metrics = Metrics::new();
     let store = Store::connect(&args.db.url()).await?.with_latency_observer(metrics.db_latency());
     let snapshots = SnapshotStore::new(args.db.data_dir.join("snapshots")).context("creating the snapshot folder")?;
+    let clips = ClipStore::new(args.db.data_dir.join("clips"), args.clip_budget_mb_per_camera << 20).context("creating the clip folder")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     let mut broker = None;
@@ -66,7 +68,8 @@ pub async fn serve(args: ServeArgs, shutdown: impl std::future::Future<Output = 
                 let username = settings.broker.credentials.take().map_or_else(|| broker_auth::IOC_USERNAME.to_owned(), |c| c.username);
                 settings.broker.credentials = Some(roadsight_mqtt_link::Credentials { username, password });
             }
-            Some(tokio::spawn(crate::mqtt::run(settings, ingestor.clone(), snapshots.clone(), stop_rx.clone())))
+            let media = crate::mqtt::Media { snapshots: snapshots.clone(), clips: clips.clone() };
+            Some(tokio::spawn(crate::mqtt::run(settings, ingestor.clone(), media, stop_rx.clone())))
         }
         None => None,
     };
@@ -75,6 +78,7 @@ pub async fn serve(args: ServeArgs, shutdown: impl std::future::Future<Output = 
     let state = Arc::new(AppState {
         ingestor,
         snapshots,
+        clips,
         tls: tls.is_some(),
         http_stopping,
         sessions: args.sessions.policy(),

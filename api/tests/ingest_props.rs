@@ -51,9 +51,11 @@ impl Ioc {
             (store, secret)
         });
         let snapshots = SnapshotStore::new(dir.path().join("snapshots")).expect("snapshots dir");
+        let clips = ioc_api::clips::ClipStore::new(dir.path().join("clips"), 1 << 30).expect("clips dir");
         let state = AppState {
             ingestor: Ingestor::new(store.clone(), Metrics::new()),
             snapshots,
+            clips,
             tls: false,
             http_stopping: tokio::sync::watch::channel(false).1,
             sessions: ioc_api::cli::SessionArgs::default().policy(),

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     CameraState, CountRow, Event, EventBody, EventType, IncidentKind, IncidentMeasures, IncidentState, Location,
-    ObjectRef, Severity, SignalPhase, SignalSource, SnapshotRef, SCHEMA_VERSION,
+    ClipRef, ObjectRef, Severity, SignalPhase, SignalSource, SnapshotRef, SCHEMA_VERSION,
 };
 
 /// Why an event was refused, and where.
@@ -89,6 +89,7 @@ fn body_fields(kind: &str) -> &'static [(&'static str, Check)] {
             ("measures", bad::<IncidentMeasures>),
             ("related", bad::<Vec<ObjectRef>>),
             ("snapshot", bad::<SnapshotRef>),
+            ("clip", bad::<ClipRef>),
         ],
         "counts" => &[("interval_start", bad::<DateTime<Utc>>), ("interval_ms", bad::<u64>), ("rows", bad::<Vec<CountRow>>)],
         "camera_status" => &[
@@ -102,6 +103,24 @@ fn body_fields(kind: &str) -> &'static [(&'static str, Check)] {
         "signal_phase" => &[("signal_id", bad::<String>), ("phase", bad::<SignalPhase>), ("source", bad::<SignalSource>)],
         _ => &[],
     }
+}
+
+fn check_clip(c: &ClipRef) -> Result<(), DecodeError> {
+    use crate::clip;
+    if c.content_type != clip::CONTENT_TYPE {
+        return Err(DecodeError::new("clip.content_type", format!("'{}', expected '{}'", c.content_type, clip::CONTENT_TYPE)));
+    }
+    if c.bytes == 0 || c.bytes > clip::MAX_BYTES {
+        return Err(DecodeError::new("clip.bytes", format!("{} is outside 1..={}", c.bytes, clip::MAX_BYTES)));
+    }
+    if c.chunks != clip::chunks(c.bytes) {
+        // Two fields that disagree: the error names their parent, and both.
+        return Err(DecodeError::new("clip", format!("chunks {}, but bytes {} make {}", c.chunks, c.bytes, clip::chunks(c.bytes))));
+    }
+    if c.sha256.len() != 64 || !c.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(DecodeError::new("clip.sha256", "expected 64 lower-case hex digits"));
+    }
+    Ok(())
 }
 
 fn field_at_fault(v: &Value) -> Option<DecodeError> {
@@ -197,6 +216,9 @@ pub fn validate(e: &Event) -> Result<(), DecodeError> {
             }
             for (n, o) in i.related.iter().enumerate() {
                 check_object(&format!("related[{n}]"), o)?;
+            }
+            if let Some(c) = &i.clip {
+                check_clip(c)?;
             }
             let m = &i.measures;
             let measures = [

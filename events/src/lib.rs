@@ -324,6 +324,42 @@ pub struct SnapshotRef {
     pub bytes: u64,
 }
 
+/// An MP4 evidence clip of the incident, cut from the camera's own encoded stream (no
+/// re-encode) and published separately as [`clip::CHUNK_BYTES`] chunks
+/// ([`topics::clip_chunk`]). The IOC serves it only when the bytes it assembled hash to
+/// `sha256`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClipRef {
+    pub clip_id: Uuid,
+    /// `video/mp4`.
+    pub content_type: String,
+    pub bytes: u64,
+    /// Lower-case hex SHA-256 of the whole file.
+    pub sha256: String,
+    /// When its first frame (a keyframe at or before the pre-roll) was seen.
+    pub starts_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    /// Chunk messages it was published as (`ceil(bytes / CHUNK_BYTES)`).
+    pub chunks: u32,
+}
+
+/// Limits of evidence clips on the wire.
+pub mod clip {
+    /// Bytes per chunk message (the last may be shorter).
+    pub const CHUNK_BYTES: usize = 256 << 10;
+    /// The largest clip (agents cut their clips shorter; the IOC refuses larger ones).
+    pub const MAX_BYTES: u64 = 32 << 20;
+    /// Chunks of the largest clip.
+    pub const MAX_CHUNKS: u32 = (MAX_BYTES as usize).div_ceil(CHUNK_BYTES) as u32;
+    pub const CONTENT_TYPE: &str = "video/mp4";
+
+    /// Chunks a clip of `bytes` is sent as.
+    pub fn chunks(bytes: u64) -> u32 {
+        (bytes as usize).div_ceil(CHUNK_BYTES).max(1) as u32
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentEvent {
@@ -343,6 +379,10 @@ pub struct IncidentEvent {
     pub related: Vec<ObjectRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotRef>,
+    /// Sent in an `updated` event once the clip's post-roll has been recorded (possibly after
+    /// the incident ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<ClipRef>,
 }
 
 /// Line counts over one interval of stream time.
@@ -456,6 +496,7 @@ mod tests {
                 measures: IncidentMeasures { distance_px: Some(40.0), ..Default::default() },
                 related: vec![object()],
                 snapshot: None,
+                clip: None,
             }),
             EventBody::Counts(Counts {
                 interval_start: DateTime::from_timestamp_millis(0).expect("valid"),

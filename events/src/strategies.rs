@@ -84,9 +84,9 @@ fn incident() -> impl Strategy<Value = IncidentEvent> {
         proptest::option::of(text()),
         proptest::option::of(object()),
         measures(),
-        (proptest::collection::vec(object(), 0..3), proptest::option::of(snapshot)),
+        (proptest::collection::vec(object(), 0..3), proptest::option::of(snapshot), proptest::option::of(clip())),
     )
-        .prop_map(|(incident_id, kind, state, severity, zone_id, object, measures, (related, snapshot))| IncidentEvent {
+        .prop_map(|(incident_id, kind, state, severity, zone_id, object, measures, (related, snapshot, clip))| IncidentEvent {
             incident_id,
             kind,
             state,
@@ -96,7 +96,22 @@ fn incident() -> impl Strategy<Value = IncidentEvent> {
             measures,
             related,
             snapshot,
+            clip,
         })
+}
+
+fn clip() -> impl Strategy<Value = ClipRef> {
+    (uuid(), 1..=crate::clip::MAX_BYTES, any::<[u8; 32]>(), time(), any::<u32>()).prop_map(|(clip_id, bytes, digest, starts_at, duration_ms)| {
+        ClipRef {
+            clip_id,
+            content_type: crate::clip::CONTENT_TYPE.into(),
+            bytes,
+            sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            starts_at,
+            duration_ms: duration_ms.into(),
+            chunks: crate::clip::chunks(bytes),
+        }
+    })
 }
 
 fn counts() -> impl Strategy<Value = Counts> {

@@ -6,13 +6,17 @@
 // (the password, the session token, the agent's key), takes a screenshot, signs out. Fails on any page error or
 // Content-Security-Policy violation, and renders the API docs page under the same policy.
 //
-// Env: IOC_URL, USER_NAME, USER_PASSWORD, AGENT_KEY, SNAPSHOT_JPEG (a JPEG file), SCREENSHOT
-// (PNG out). Without AGENT_KEY it only signs in and takes the screenshot (used for the README).
+// With CLIP_MP4 (an evidence clip cut by the agent's code) the agent uploads it and announces
+// it in an incident update; the operator opens the incident's detail and the clip plays (its
+// readyState and an advancing currentTime are checked).
+//
+// Env: IOC_URL, USER_NAME, USER_PASSWORD, AGENT_KEY, SNAPSHOT_JPEG (a JPEG file), CLIP_MP4,
+// SCREENSHOT (PNG out). Without AGENT_KEY it only signs in and takes the screenshot (used for the README).
 import { chromium } from 'playwright-core';
 import { readFileSync } from 'node:fs';
-import { randomUUID } from 'node:crypto';
+import { randomUUID, createHash } from 'node:crypto';
 
-const { IOC_URL, USER_NAME, USER_PASSWORD, AGENT_KEY, SNAPSHOT_JPEG, SCREENSHOT } = process.env;
+const { IOC_URL, USER_NAME, USER_PASSWORD, AGENT_KEY, SNAPSHOT_JPEG, CLIP_MP4, SCREENSHOT } = process.env;
 const fail = (msg) => { console.error(`dashboard e2e: ${msg}`); process.exit(1); };
 if (!IOC_URL || !USER_NAME || !USER_PASSWORD || !SCREENSHOT) fail('IOC_URL, USER_NAME, USER_PASSWORD and SCREENSHOT are required');
 
@@ -94,6 +98,34 @@ try {
     await page.waitForSelector(`${item}.acknowledged`, { timeout: 10000 });
     const text = await page.textContent(`${item} .workflow`);
     if (!text.includes('patrol sent') || !text.includes(`user ${USER_NAME}`)) fail(`acknowledgement not shown with its user: "${text}"`);
+    if (CLIP_MP4) {
+      // The clip is cut once the post-roll is recorded: it arrives after the start, with an update.
+      const clip = readFileSync(CLIP_MP4);
+      const clipId = randomUUID();
+      await agent('PUT', `/clips/${clipId}?site=e2e&camera=cam-e2e`, clip, 'video/mp4');
+      await agent('POST', '/events', JSON.stringify(event(7, {
+        type: 'incident', incident_id: incidentId, kind: 'stopped_vehicle', state: 'updated', severity: 'warning',
+        zone_id: 'carriageway', measures: {},
+        clip: { clip_id: clipId, content_type: 'video/mp4', bytes: clip.length, sha256: createHash('sha256').update(clip).digest('hex'),
+          starts_at: new Date(now - 5000).toISOString(), duration_ms: 4000, chunks: Math.max(1, Math.ceil(clip.length / 262144)) },
+      }, now + 5000)));
+      await page.waitForSelector(`${item} button.clip:not(.hidden)`, { timeout: 10000 });
+      await page.click(`${item} button.clip`);
+      await page.waitForSelector('#incident-detail:not(.hidden)', { timeout: 10000 });
+      await page.waitForFunction(() => document.querySelector('#clip-player').readyState >= 3, null, { timeout: 15000 });
+      const t0 = await page.evaluate(() => document.querySelector('#clip-player').currentTime);
+      await page.waitForFunction((t) => document.querySelector('#clip-player').currentTime > t + 0.5, t0, { timeout: 15000 });
+      const played = await page.evaluate(() => {
+        const v = document.querySelector('#clip-player');
+        return { readyState: v.readyState, currentTime: v.currentTime, duration: v.duration, width: v.videoWidth };
+      });
+      const download = await page.getAttribute('#clip-download', 'href');
+      if (!download.endsWith(`/api/v1/clips/${clipId}`)) fail(`download link: ${download}`);
+      // Hold a frame a second in for the screenshot.
+      await page.evaluate(() => { const v = document.querySelector('#clip-player'); v.pause(); v.currentTime = 1.0; });
+      await page.waitForFunction(() => !document.querySelector('#clip-player').seeking, null, { timeout: 10000 });
+      console.log(JSON.stringify({ clip_played: played }));
+    }
     await page.waitForSelector('.chart svg rect', { timeout: 10000 });
     // The audit trail, read by the page itself (with its cookie), names the user.
     const audit = await page.evaluate(async () => (await fetch('/api/v1/audit', { credentials: 'same-origin' })).json());
@@ -111,6 +143,7 @@ try {
   if (!urls.some((u) => u.includes('/api/v1/stream')) || (AGENT_KEY && !urls.some((u) => u.includes('/api/v1/snapshots/')))) {
     fail(`the stream and the snapshot were requested: ${urls.join(' ')}`);
   }
+  if (CLIP_MP4 && !urls.some((u) => u.includes('/api/v1/clips/'))) fail(`the clip was requested: ${urls.join(' ')}`);
 
   // Sign out: back to the form, and the old session is dead.
   await page.click('#logout');

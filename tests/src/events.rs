@@ -22,3 +22,42 @@ pub fn line_crossing(site: &str, camera: &str, agent: &str, seq: u64) -> Event {
         }),
     }
 }
+
+/// An incident event (`wrong_way` by a car) of `camera` at `site`, now, optionally announcing
+/// an evidence clip of `bytes` hashing to `sha256`.
+pub fn incident(
+    site: &str,
+    camera: &str,
+    agent: &str,
+    seq: u64,
+    incident_id: Uuid,
+    state: roadsight_events::IncidentState,
+    clip: Option<(Uuid, &[u8])>,
+) -> Event {
+    use roadsight_events::{clip as wire, ClipRef, IncidentEvent, IncidentKind, IncidentMeasures, Severity};
+    use sha2::Digest;
+    let clip = clip.map(|(clip_id, bytes)| ClipRef {
+        clip_id,
+        content_type: wire::CONTENT_TYPE.into(),
+        bytes: bytes.len() as u64,
+        sha256: sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect(),
+        starts_at: Utc::now(),
+        duration_ms: 10_000,
+        chunks: wire::chunks(bytes.len() as u64),
+    });
+    Event {
+        body: EventBody::Incident(IncidentEvent {
+            incident_id,
+            kind: IncidentKind::WrongWay,
+            state,
+            severity: Severity::Critical,
+            zone_id: Some("ramp".into()),
+            object: Some(ObjectRef { track_id: 7, class: ObjectClass::Car, confidence: 0.8, bbox: [5.0, 5.0, 40.0, 30.0], riders: None }),
+            measures: IncidentMeasures::default(),
+            related: Vec::new(),
+            snapshot: None,
+            clip,
+        }),
+        ..line_crossing(site, camera, agent, seq)
+    }
+}

@@ -106,6 +106,17 @@ fn spawn_agent(config: &Path, state: &Path, log: &Path) -> AgentProcess {
 /// The sample config of the clip (its lines, location, model), pointed at `source` in `mode`,
 /// with steady counts and a `[mqtt]` section for the test broker.
 fn write_config(dir: &Path, source: &str, mode: &str, counts_secs: f64, mqtt_port: u16) -> PathBuf {
+    write_config_with(dir, source, mode, counts_secs, mqtt_port, "")
+}
+
+/// A zone over the whole picture where cars are not allowed: a `lane_restriction` incident
+/// (and its evidence clip) for every car that stays a second — ten a minute after the flood
+/// control — on the dense sample junction.
+const NO_CARS_ZONE: &str = "\n[[cameras.zones]]\nid = \"no_cars\"\npolygon = [[0, 0], [1, 0], [1, 1], [0, 1]]\n\
+                            lane = { not_allowed = [\"car\"], after_secs = 1.0 }\n";
+
+/// As [`write_config`], with `camera_extra` (TOML) appended to the camera.
+fn write_config_with(dir: &Path, source: &str, mode: &str, counts_secs: f64, mqtt_port: u16, camera_extra: &str) -> PathBuf {
     let template = std::fs::read_to_string(repo_root().join("samples/intersection_day_960x540.toml")).expect("sample config");
     assert!(template.contains(&format!("site_id = \"{SITE}\"")) && template.contains(&format!("agent_id = \"{AGENT}\"")));
     assert!(template.contains(&format!("id = \"{CAMERA}\"")));
@@ -127,6 +138,7 @@ fn write_config(dir: &Path, source: &str, mode: &str, counts_secs: f64, mqtt_por
         }
     }
     assert!(has_source && has_counts, "the sample config changed shape");
+    out.push_str(camera_extra);
     let path = dir.join("agent.toml");
     std::fs::write(&path, out).expect("write config");
     path
@@ -274,7 +286,8 @@ fn rtsp_camera_events_reach_a_real_subscriber_with_retained_status_and_last_will
 
 /// Acceptance 2: the broker is stopped for 30 s while the camera keeps producing events. The
 /// agent's outbox holds them; after the broker returns the subscriber has every `seq`, in
-/// order, with no gap, including the ones produced during the outage.
+/// order, with no gap, including the ones produced during the outage — and the evidence clips
+/// cut during the outage arrive whole, each hashing to what its incident event says.
 #[test]
 fn a_30_second_broker_outage_loses_no_event() {
     let _serial = serial();
@@ -282,7 +295,7 @@ fn a_30_second_broker_outage_loses_no_event() {
     let camera = SimulatedCamera::start(&sample(CLIP), "127.0.0.1", 0, "/outage").expect("serve the clip over RTSP");
     let mut broker = Mosquitto::start();
     let sub = subscriber(broker.port, "e2e-sub-outage", true);
-    let config = write_config(dir.path(), &camera.url("127.0.0.1"), "live", 1.0, broker.port);
+    let config = write_config_with(dir.path(), &camera.url("127.0.0.1"), "live", 1.0, broker.port, NO_CARS_ZONE);
     let log = dir.path().join("agent.log");
     let state = dir.path().join("state");
     let mut agent = spawn_agent(&config, &state, &log);
@@ -319,7 +332,33 @@ fn a_30_second_broker_outage_loses_no_event() {
     let during = by_seq.values().filter(|e| occurred_at(e) > down_at + margin && occurred_at(e) < up_at - margin).count();
     assert!(during >= 20, "only {during} events from the 30 s outage arrived");
     assert!(evs.len() > before + during, "events arrived after the outage");
+    let clips = clips_arrived_whole(&all, &evs);
+    let cut_during = clips.iter().filter(|at| **at > down_at + margin && **at < up_at - margin).count();
+    assert!(cut_during >= 1, "no evidence clip was cut during the outage ({} clips in all)", clips.len());
     drop(camera);
+}
+
+/// Every clip an incident event announces arrived as all its chunks, which put together hash
+/// to the event's `sha256` and form an MP4; returns when each clip's event was decided.
+fn clips_arrived_whole(all: &[Received], evs: &[Value]) -> Vec<DateTime<Utc>> {
+    use sha2::Digest;
+    let mut decided = Vec::new();
+    for e in evs.iter().filter(|e| e["type"] == "incident" && e["clip"].is_object()) {
+        let clip = &e["clip"];
+        let (id, chunks) = (clip["clip_id"].as_str().expect("clip id"), clip["chunks"].as_u64().expect("chunk count") as u32);
+        let mut bytes = Vec::new();
+        for i in 0..chunks {
+            let topic = topics::clip_chunk(SITE, CAMERA, id, i, chunks);
+            let chunk = all.iter().find(|m| m.topic == topic).unwrap_or_else(|| panic!("chunk {i} of {chunks} of clip {id} never arrived"));
+            bytes.extend_from_slice(&chunk.payload);
+        }
+        assert_eq!(bytes.len() as u64, clip["bytes"].as_u64().expect("bytes"), "clip {id}");
+        assert_eq!(&bytes[4..8], b"ftyp", "clip {id} is an MP4");
+        let sha: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(sha, clip["sha256"].as_str().expect("sha256"), "clip {id} hashes to what its event says");
+        decided.push(occurred_at(e));
+    }
+    decided
 }
 
 /// Acceptance 3: the agent is SIGKILLed mid-run (once with the broker up, once with events

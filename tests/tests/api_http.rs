@@ -214,6 +214,7 @@ fn incident(id: Uuid, kind: IncidentKind, state: IncidentState, severity: Severi
         measures: IncidentMeasures { distance_px: Some(distance), ..Default::default() },
         related: Vec::new(),
         snapshot: None,
+        clip: None,
     }
 }
 

@@ -1,8 +1,10 @@
 //! ioc-api's MQTT ingest against a real Mosquitto (and, for several replicas, a real
 //! PostgreSQL): events arrive exactly once, shared subscriptions split the load between
 //! replicas, messages are acknowledged only after their commit (none lost while ioc-api is
-//! down or crashes), malformed messages are rejected without blocking the rest, and snapshot
-//! JPEGs published on their topic are served back.
+//! down or crashes), malformed messages are rejected without blocking the rest, snapshot
+//! JPEGs published on their topic are served back, and evidence clips published in chunks (in
+//! any order, repeated) are assembled and served by range — only when they hash to what their
+//! incident event promised.
 //!
 //! Every wait below polls an observable condition with a generous deadline; no assertion
 //! depends on a sleep.
@@ -74,11 +76,11 @@ impl Broker {
         self.mosquitto.url()
     }
 
-    /// Waits until `client_id` subscribed to the events and snapshot filters of `group`
+    /// Waits until `client_id` subscribed to the events, snapshot and clip filters of `group`
     /// (Mosquitto logs `<client> <qos> <filter>` while it handles the SUBSCRIBE, so a
     /// message published after the line appears finds the subscription).
     async fn wait_subscribed(&self, client_id: &str, group: &str) {
-        let wanted: Vec<String> = [topics::ALL_EVENTS, topics::ALL_SNAPSHOTS]
+        let wanted: Vec<String> = [topics::ALL_EVENTS, topics::ALL_SNAPSHOTS, topics::ALL_CLIP_CHUNKS]
             .iter()
             .map(|f| format!(": {client_id} 1 $share/{group}/{f}"))
             .collect();
@@ -197,6 +199,7 @@ impl Config {
             mqtt_share_group: self.share_group.clone(),
             mqtt_tls: Default::default(),
             mqtt_password_file: None,
+            clip_budget_mb_per_camera: 1024,
             http: Default::default(),
             sessions: Default::default(),
         }
@@ -722,5 +725,94 @@ async fn a_snapshot_published_on_its_topic_is_served_back() {
         .await
         .expect("GET rejected snapshot");
     assert_eq!(missing.status(), reqwest::StatusCode::NOT_FOUND);
+    replica.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Evidence clips
+
+/// `len` bytes that start like an MP4 (the IOC checks the `ftyp` box, not the rest).
+fn mp4_like(len: usize, seed: u8) -> Vec<u8> {
+    let mut b: Vec<u8> = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2".to_vec();
+    b.extend((0..len - b.len()).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)));
+    b
+}
+
+async fn publish_chunks(publisher: &mut Publisher, camera: &str, clip: Uuid, bytes: &[u8], order: &[usize]) {
+    let chunks: Vec<&[u8]> = bytes.chunks(roadsight_events::clip::CHUNK_BYTES).collect();
+    for &i in order {
+        let topic = topics::clip_chunk(SITE, camera, &clip.to_string(), i as u32, chunks.len() as u32);
+        publisher.publish(topic, chunks[i].to_vec()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clip_published_in_chunks_is_assembled_checked_and_served_by_range() {
+    use roadsight_events::IncidentState;
+    let broker = Broker::start(&[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = sqlite_config(&broker, dir.path(), "ioc-clips");
+    let replica = Replica::start(&cfg).await;
+    let mut publisher = Publisher::connect(&broker, "agent-clips").await;
+    broker.wait_subscribed(&cfg.client_id, &cfg.share_group).await;
+    let store = connect_store(&cfg.db_url()).await;
+    let (_, secret) = store.create_key("test-operator", Role::Operator, "test").await.expect("operator key");
+    let http = reqwest::Client::new();
+    let get = |path: String| http.get(format!("http://{}{path}", replica.http)).bearer_auth(&secret);
+
+    // Three chunks, sent out of order and one twice; the incident's start arrives between
+    // them, the update announcing the clip before the last chunk.
+    let (incident, clip) = (Uuid::now_v7(), Uuid::now_v7());
+    let bytes = mp4_like(2 * roadsight_events::clip::CHUNK_BYTES + 12_345, 1);
+    publish_chunks(&mut publisher, "cam-clip", clip, &bytes, &[2, 0, 0]).await;
+    let start = roadsight_tests::events::incident(SITE, "cam-clip", "agent-t", 1, incident, IncidentState::Started, None);
+    let update = roadsight_tests::events::incident(SITE, "cam-clip", "agent-t", 2, incident, IncidentState::Updated, Some((clip, &bytes)));
+    publisher.publish_event(&start).await;
+    publisher.publish_event(&update).await;
+    publisher.wait_acked().await;
+    let row: serde_json::Value = wait_until("the incident names its clip", || async {
+        let r: serde_json::Value = get(format!("/api/v1/incidents/{incident}")).send().await.ok()?.json().await.ok()?;
+        (r["clip_id"] == clip.to_string()).then_some(r)
+    })
+    .await;
+    assert_eq!(row["clip_available"], false, "two of three chunks: not yet servable");
+    assert_eq!(row["severity"], "critical", "the clip's update changed nothing else");
+    assert_eq!(get(format!("/api/v1/clips/{clip}")).send().await.expect("GET clip").status(), reqwest::StatusCode::NOT_FOUND);
+
+    publish_chunks(&mut publisher, "cam-clip", clip, &bytes, &[1]).await;
+    publisher.wait_acked().await;
+    let whole = wait_until("the assembled clip is served", || async {
+        let r = get(format!("/api/v1/clips/{clip}")).send().await.ok()?;
+        r.status().is_success().then_some(r)
+    })
+    .await;
+    assert_eq!(whole.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), Some("video/mp4"));
+    assert_eq!(whole.bytes().await.expect("clip body").as_ref(), bytes.as_slice(), "the assembled clip differs");
+    let part = get(format!("/api/v1/clips/{clip}")).header(reqwest::header::RANGE, "bytes=300000-300099").send().await.expect("range");
+    assert_eq!(part.status(), reqwest::StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        part.headers().get(reqwest::header::CONTENT_RANGE).and_then(|v| v.to_str().ok()),
+        Some(format!("bytes 300000-300099/{}", bytes.len()).as_str())
+    );
+    assert_eq!(part.bytes().await.expect("range body").as_ref(), &bytes[300_000..300_100]);
+    let row: serde_json::Value = get(format!("/api/v1/incidents/{incident}")).send().await.expect("GET").json().await.expect("json");
+    assert_eq!(row["clip_available"], true);
+
+    // A clip whose bytes do not hash to what its incident promised is never served; a chunk
+    // of the wrong size is rejected.
+    let (lying, forged) = (Uuid::now_v7(), Uuid::now_v7());
+    let promised = mp4_like(1000, 2);
+    let sent = mp4_like(1000, 3);
+    let claim = roadsight_tests::events::incident(SITE, "cam-clip", "agent-t", 3, lying, IncidentState::Started, Some((forged, &promised)));
+    publisher.publish_event(&claim).await;
+    publish_chunks(&mut publisher, "cam-clip", forged, &sent, &[0]).await;
+    let bad = topics::clip_chunk(SITE, "cam-clip", &Uuid::now_v7().to_string(), 0, 2);
+    publisher.publish(bad, vec![0u8; 10]).await;
+    publisher.wait_acked().await;
+    wait_until("the short first chunk is rejected", || async { (replica.counter("messages_rejected").await >= 1).then_some(()) }).await;
+    wait_until("the forged clip is stored", || async { store.clip_exists(&forged.to_string()).await.ok()?.then_some(()) }).await;
+    assert_eq!(get(format!("/api/v1/clips/{forged}")).send().await.expect("GET").status(), reqwest::StatusCode::NOT_FOUND);
+    let row: serde_json::Value = get(format!("/api/v1/incidents/{lying}")).send().await.expect("GET").json().await.expect("json");
+    assert_eq!(row["clip_available"], false, "a clip that does not match its incident's SHA-256 is not available");
     replica.stop().await;
 }

@@ -4,7 +4,9 @@
 //! by an agent made with `ioc-api agents create`, while the page is open) arrive with its
 //! snapshot thumbnail, acknowledges it through the UI, checks that the audit trail names the
 //! user and that no request URL held a secret (password, session token, agent key), sees the
-//! count chart, takes a screenshot (`target/dashboard-e2e.png`) and signs out.
+//! count chart, opens the incident's evidence clip (cut from a shared H.264 clip by the agent's
+//! own code, uploaded by the agent) and plays it, takes a screenshot
+//! (`target/dashboard-e2e.png`) and signs out.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -70,6 +72,18 @@ fn write_jpeg(path: &Path) {
     img.save(path).expect("write JPEG");
 }
 
+/// An evidence clip as the agent cuts it: the source's own H.264 from a keyframe, in MP4.
+fn write_clip(path: &Path) {
+    use roadsight_pipeline::source::{EvidenceSpec, Pacing, SourceEvent, SourceSpec, VideoSource};
+    let spec = SourceSpec::new(common::sample("intersection_day_960x540.mp4").display().to_string(), Pacing::EveryFrame)
+        .with_evidence(Some(EvidenceSpec { keep: Duration::from_secs(30), max_bytes: 32 << 20 }));
+    let mut src = VideoSource::open(&spec).expect("open the sample");
+    while let SourceEvent::Frame(_) = src.next(Duration::from_secs(10)).expect("decoding") {}
+    let cut = src.evidence().expect("ring").cut(Duration::from_secs(2), Duration::from_secs(6)).expect("a cut");
+    let mp4 = cut.to_mp4(path.parent().expect("folder")).expect("mux");
+    std::fs::write(path, mp4.bytes).expect("write the clip");
+}
+
 #[test]
 fn operator_sees_and_acknowledges_a_live_incident() {
     let e2e = repo_root().join("tests/e2e");
@@ -96,6 +110,8 @@ fn operator_sees_and_acknowledges_a_live_incident() {
 
     let jpeg = dir.path().join("snapshot.jpg");
     write_jpeg(&jpeg);
+    let clip = dir.path().join("clip.mp4");
+    write_clip(&clip);
     let screenshot = repo_root().join("target/dashboard-e2e.png");
     let _ = std::fs::remove_file(&screenshot);
     let o = Command::new("node")
@@ -106,6 +122,7 @@ fn operator_sees_and_acknowledges_a_live_incident() {
         .env("USER_PASSWORD", password)
         .env("AGENT_KEY", &agent)
         .env("SNAPSHOT_JPEG", &jpeg)
+        .env("CLIP_MP4", &clip)
         .env("SCREENSHOT", &screenshot)
         .output()
         .expect("running node (scripts/setup.sh installs nodejs)");
@@ -114,6 +131,7 @@ fn operator_sees_and_acknowledges_a_live_incident() {
     assert!(o.status.success(), "browser test failed:\n{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout.contains("incident_id"), "the script reports the incident it acknowledged: {stdout}");
     assert!(stdout.contains(&format!("\"audit_actor\":\"user {user}\"")), "the audit trail names the user: {stdout}");
+    assert!(stdout.contains("\"clip_played\""), "the evidence clip played: {stdout}");
     let shot = image::open(&screenshot).expect("the screenshot is a PNG");
     assert!(shot.width() >= 1400 && shot.height() >= 900, "full-page screenshot, got {}x{}", shot.width(), shot.height());
 }

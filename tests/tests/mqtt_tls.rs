@@ -431,6 +431,7 @@ async fn ioc_api_ingests_over_tls_with_ca_client_certificate_and_password() {
         mqtt_client_id: Some("ioc-tls".into()),
         mqtt_share_group: "ioc-api".into(),
         mqtt_password_file: None,
+        clip_budget_mb_per_camera: 1024,
         http: Default::default(),
         sessions: Default::default(),
     };

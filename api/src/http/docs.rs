@@ -25,7 +25,7 @@ and send the session cookie, plus `X-Requested-With: roadsight` on requests that
 Roles: agent (ingest), viewer (read), operator (read, acknowledge, resolve), admin (everything: users, agents, keys). \
 A key or user limited to some sites sees only those sites; another site's object is 404. The event wire schema is `Event`."),
     paths(events::ingest, events::list, stream::stream, incidents::list, incidents::detail, incidents::acknowledge,
-          incidents::resolve, incidents::snapshot, incidents::upload_snapshot, cameras::list, cameras::gaps, counts::counts,
+          incidents::resolve, incidents::snapshot, incidents::upload_snapshot, super::clips::clip, super::clips::upload_clip, cameras::list, cameras::gaps, counts::counts,
           cameras::detail, keys::list, keys::create, keys::revoke, keys::audit, session::login, session::logout, session::whoami,
           users::list, users::create, users::disable),
     components(schemas(super::ErrorBody, super::ErrorDetail, crate::store::IngestOutcome, events::EventPage,

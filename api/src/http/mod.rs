@@ -3,6 +3,7 @@
 
 mod auth;
 mod cameras;
+mod clips;
 mod counts;
 mod docs;
 mod events;
@@ -39,6 +40,7 @@ pub use auth::{Caller, Principal};
 pub struct AppState {
     pub ingestor: Ingestor,
     pub snapshots: SnapshotStore,
+    pub clips: crate::clips::ClipStore,
     /// This server terminates TLS itself (`--tls-cert`): responses carry HSTS.
     pub tls: bool,
     /// Turns true when the HTTP server starts stopping: live streams end then.
@@ -138,6 +140,10 @@ pub fn router(state: SharedState) -> Router {
             get(incidents::snapshot)
                 .put(incidents::upload_snapshot)
                 .layer(DefaultBodyLimit::max(crate::snapshots::MAX_SNAPSHOT_BYTES)),
+        )
+        .route(
+            "/clips/{id}",
+            get(clips::clip).put(clips::upload_clip).layer(DefaultBodyLimit::max(roadsight_events::clip::MAX_BYTES as usize)),
         )
         .route("/cameras", get(cameras::list))
         .route("/cameras/{site}/{camera}", get(cameras::detail))

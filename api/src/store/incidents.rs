@@ -28,6 +28,11 @@ pub struct IncidentRow {
     pub snapshot_id: Option<String>,
     /// True when the snapshot's JPEG has arrived.
     pub snapshot_available: bool,
+    /// The evidence clip the agent announced (served at `/api/v1/clips/{id}`).
+    pub clip_id: Option<String>,
+    /// True when the clip has arrived whole and hashes to what the incident event promised.
+    pub clip_available: bool,
+    pub clip_duration_ms: Option<i64>,
     pub acknowledged_by: Option<String>,
     pub acknowledged_ms: Option<i64>,
     pub acknowledge_note: Option<String>,
@@ -60,10 +65,15 @@ pub(super) async fn apply(tx: &mut Transaction<'static, Any>, e: &Event, i: &Inc
     let measures = serde_json::to_string(&i.measures).map_err(|err| StoreError::Corrupt(err.to_string()))?;
     let snapshot = i.snapshot.as_ref().map(|s| s.snapshot_id.to_string());
     let ended = (i.state == IncidentState::Ended).then_some(at);
+    let clip = i.clip.as_ref();
+    if clip.is_some() && i.state == IncidentState::Updated && attach_clip(tx, e, i).await? {
+        return Ok(());
+    }
     // Insert on first sight (whatever its state: messages may arrive out of order), else update.
     sqlx::query(
         "INSERT INTO incidents (incident_id, site_id, camera_id, kind, severity, state, zone_id, started_ms, updated_ms, \
-         ended_ms, object, measures, snapshot_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ended_ms, object, measures, snapshot_id, clip_id, clip_sha256, clip_duration_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
          ON CONFLICT (incident_id) DO UPDATE SET \
            state = CASE WHEN incidents.state = 'ended' THEN incidents.state ELSE excluded.state END, \
            severity = excluded.severity, \
@@ -72,7 +82,10 @@ pub(super) async fn apply(tx: &mut Transaction<'static, Any>, e: &Event, i: &Inc
            ended_ms = COALESCE(incidents.ended_ms, excluded.ended_ms), \
            object = COALESCE(excluded.object, incidents.object), \
            measures = excluded.measures, \
-           snapshot_id = COALESCE(incidents.snapshot_id, excluded.snapshot_id)",
+           snapshot_id = COALESCE(incidents.snapshot_id, excluded.snapshot_id), \
+           clip_sha256 = CASE WHEN incidents.clip_id IS NULL THEN excluded.clip_sha256 ELSE incidents.clip_sha256 END, \
+           clip_duration_ms = CASE WHEN incidents.clip_id IS NULL THEN excluded.clip_duration_ms ELSE incidents.clip_duration_ms END, \
+           clip_id = COALESCE(incidents.clip_id, excluded.clip_id)",
     )
     .bind(i.incident_id.to_string())
     .bind(e.site_id.clone())
@@ -87,9 +100,33 @@ pub(super) async fn apply(tx: &mut Transaction<'static, Any>, e: &Event, i: &Inc
     .bind(object)
     .bind(measures)
     .bind(snapshot)
+    .bind(clip.map(|c| c.clip_id.to_string()))
+    .bind(clip.map(|c| c.sha256.clone()))
+    .bind(clip.map(|c| c.duration_ms as i64))
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// An `updated` event carrying the evidence clip: attaches the clip (the first one announced
+/// stays) and changes nothing else. False when the incident is not stored yet.
+async fn attach_clip(tx: &mut Transaction<'static, Any>, e: &Event, i: &IncidentEvent) -> Result<bool, StoreError> {
+    let Some(c) = &i.clip else { return Ok(false) };
+    let r = sqlx::query(
+        "UPDATE incidents SET \
+           clip_sha256 = CASE WHEN clip_id IS NULL THEN $1 ELSE clip_sha256 END, \
+           clip_duration_ms = CASE WHEN clip_id IS NULL THEN $2 ELSE clip_duration_ms END, \
+           clip_id = COALESCE(clip_id, $3) \
+         WHERE incident_id = $4 AND site_id = $5",
+    )
+    .bind(c.sha256.clone())
+    .bind(c.duration_ms as i64)
+    .bind(c.clip_id.to_string())
+    .bind(i.incident_id.to_string())
+    .bind(e.site_id.clone())
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() > 0)
 }
 
 fn row_to_incident(r: &sqlx::any::AnyRow) -> Result<IncidentRow, StoreError> {
@@ -112,6 +149,9 @@ fn row_to_incident(r: &sqlx::any::AnyRow) -> Result<IncidentRow, StoreError> {
         measures: parse(Some(get(r, "measures")?))?.unwrap_or_default(),
         snapshot_id: get(r, "snapshot_id")?,
         snapshot_available: snapshot_path.is_some(),
+        clip_id: get(r, "clip_id")?,
+        clip_available: get::<Option<String>>(r, "clip_path")?.is_some(),
+        clip_duration_ms: get(r, "clip_duration_ms")?,
         acknowledged_by: get(r, "acknowledged_by")?,
         acknowledged_ms: get(r, "acknowledged_ms")?,
         acknowledge_note: get(r, "acknowledge_note")?,
@@ -122,7 +162,9 @@ fn row_to_incident(r: &sqlx::any::AnyRow) -> Result<IncidentRow, StoreError> {
 }
 
 const SELECT_INCIDENTS: &str =
-    "SELECT i.*, s.path AS snapshot_path FROM incidents i LEFT JOIN snapshots s ON s.snapshot_id = i.snapshot_id";
+    "SELECT i.*, s.path AS snapshot_path, c.path AS clip_path FROM incidents i \
+     LEFT JOIN snapshots s ON s.snapshot_id = i.snapshot_id \
+     LEFT JOIN clips c ON c.clip_id = i.clip_id AND c.sha256 = i.clip_sha256 AND c.site_id = i.site_id";
 
 /// The operator workflow's steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

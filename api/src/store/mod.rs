@@ -3,6 +3,7 @@
 //! are JSON text — the types both back-ends share. Schema migrations live in
 //! `migrations/sqlite` and `migrations/postgres` (same tables).
 
+mod clips;
 mod events;
 mod incidents;
 mod keys;

@@ -1,6 +1,7 @@
 //! Agent configuration: raw TOML ([`raw`]) → validated types (this module) → runtime objects
 //! (built by `run`). Validation reports every problem at once, each with its key path.
 
+mod evidence;
 mod incidents;
 pub mod raw;
 pub mod rules;
@@ -21,6 +22,7 @@ use roadsight_pipeline::track::TrackerConfig;
 
 use roadsight_mqtt_link::{BrokerSettings, BrokerUrl, Credentials, TlsError, TlsFile, TlsFiles};
 use roadsight_pipeline::analytics::fusion::{TwoWheelerConfig, ZoneKind};
+pub use evidence::ClipSettings;
 use rules::{ClassThresholds, DetectionRules, NightProfile};
 
 /// Default origin of stream time for file sources: replaying a clip gives identical times.
@@ -100,6 +102,8 @@ pub struct CameraConfig {
     pub min_detect_interval: Option<Duration>,
     /// Per-class thresholds, night profile, rider–bike fusion (applied by `FrameProcessor`).
     pub rules: DetectionRules,
+    /// Evidence clips of incidents (`None`: off).
+    pub evidence: Option<ClipSettings>,
 }
 
 impl CameraConfig {
@@ -530,6 +534,7 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
             "needs a dynamic-size detector: use detector.input_long_side by day, not input_width/input_height",
         );
     }
+    let evidence = evidence::clip_settings(errs, &format!("{key}.evidence"), cam.evidence.as_ref());
     let night_detector =
         night_long_side.map(|side| DetectorOptions { input_long_side: Some(side), input_size: None, ..detector.clone() });
     Some(CameraConfig {
@@ -548,6 +553,7 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
         signals,
         min_detect_interval,
         rules,
+        evidence,
     })
 }
 

@@ -113,6 +113,27 @@ pub struct RawCamera {
     /// Night thresholds and the local hours they apply in (absent: day thresholds always).
     #[serde(default)]
     pub night: Option<RawNight>,
+    /// Evidence clips of incidents (default: on, 5 s before to 5 s after).
+    #[serde(default)]
+    pub evidence: Option<RawEvidence>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEvidence {
+    /// `false`: no clips for this camera.
+    #[serde(default)]
+    pub clips: Option<bool>,
+    #[serde(default)]
+    pub pre_secs: Option<f64>,
+    #[serde(default)]
+    pub post_secs: Option<f64>,
+    /// Largest clip sent, in MiB (a longer one ends early).
+    #[serde(default)]
+    pub max_clip_mb: Option<f64>,
+    /// Memory for the camera's ring of encoded stream, in MiB.
+    #[serde(default)]
+    pub ring_max_mb: Option<f64>,
 }
 
 /// The camera-level incident keys, borrowed for their validation.

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::Utc;
 use indicatif::ProgressBar;
-use roadsight_events::{CameraState, CameraStatus, EventBody, IncidentKind};
+use roadsight_events::{topics, CameraState, CameraStatus, EventBody, IncidentKind};
 use roadsight_pipeline::analytics::StreamClock;
-use roadsight_pipeline::source::{Pacing, ReturnWatch, SourceEvent, SourceSpec, VideoSource};
+use roadsight_pipeline::source::{EvidenceRing, Pacing, ReturnWatch, SourceEvent, SourceSpec, VideoSource};
 
 use super::detect_cap::DetectCap;
 use super::detection::CameraDetector;
+use super::evidence::{ClipRecorder, ReadyClip};
 use super::telemetry::{Stage, Telemetry};
 use super::processor::FrameProcessor;
 use super::outbox::Outbox;
@@ -36,6 +37,8 @@ pub struct Shared {
     pub agent_id: String,
     /// Every event goes here first (durable; blocks when full).
     pub outbox: Arc<Outbox>,
+    /// Where evidence clips are muxed (a temporary file each).
+    pub clip_scratch: std::path::PathBuf,
     /// A live camera with no frame for this long is reconnected.
     pub stall_timeout: Duration,
     pub telemetry: Arc<Telemetry>,
@@ -48,6 +51,8 @@ pub struct CameraSummary {
     /// Frames not detected because of `max_detect_fps`.
     pub skipped: u64,
     pub events: u64,
+    /// Evidence clips stored for delivery.
+    pub clips: u64,
     pub reconnects: u32,
     /// Line crossings since start: (line id, direction, class) → count.
     pub line_totals: std::collections::BTreeMap<(String, String, roadsight_events::ObjectClass), u64>,
@@ -123,6 +128,8 @@ pub struct CameraWorker {
     detect_cap: DetectCap,
     /// Incident starts folded by the flood control, as far as `/metrics` has them.
     folded_reported: BTreeMap<IncidentKind, u64>,
+    /// Evidence clips waiting for their post-roll (`None`: clips off for this camera).
+    clips: Option<ClipRecorder>,
 }
 
 impl CameraWorker {
@@ -137,7 +144,9 @@ impl CameraWorker {
         let detect_cap = DetectCap::new(cfg.min_detect_interval);
         let origin = cfg.clock_origin.unwrap_or_else(Utc::now);
         let clock = StreamClock { origin };
+        let clips = cfg.evidence.clone().map(|e| ClipRecorder::new(e, &shared.clip_scratch, &cfg.id));
         Ok(CameraWorker {
+            clips,
             processor: FrameProcessor::for_camera(&cfg, detector.labels(), clock),
             stamper: EventStamper::new(&shared.site_id, &cfg.id, &shared.agent_id, clock),
             timeline: Timeline::new(live),
@@ -177,6 +186,27 @@ impl CameraWorker {
             content_type: "image/jpeg".into(),
             bytes: jpeg.len() as u64,
         });
+        Ok(())
+    }
+
+    /// Stores each clip whose post-roll is recorded (every waiting one when the session
+    /// ended): its chunks and the incident update naming it, in one outbox transaction.
+    fn deliver_clips(&mut self, ring: Option<&EvidenceRing>, session_ended: bool, now: Duration) -> anyhow::Result<()> {
+        let Some(clips) = self.clips.as_mut() else { return Ok(()) };
+        for ReadyClip { clip, chunks, update } in clips.take_ready(ring, session_ended, &self.stamper.clock) {
+            let count = chunks.len() as u32;
+            let id = clip.clip_id.to_string();
+            let before = chunks
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| (topics::clip_chunk(&self.shared.site_id, &self.cfg.id, &id, i as u32, count), c))
+                .collect();
+            self.stamper
+                .emit_after(&self.shared.outbox, &self.stop, now, EventBody::Incident(update), before)
+                .context("storing an evidence clip in the outbox")?;
+            self.summary.events += 1;
+            self.summary.clips += 1;
+        }
         Ok(())
     }
 
@@ -304,10 +334,19 @@ impl CameraWorker {
         false
     }
 
-    /// One source session: open, stream frames until EOS, error, stall or stop.
+    /// One source session: open, stream frames until EOS, error, stall or stop; then the
+    /// evidence clips still waiting are cut from what the session recorded.
     fn stream_once(&mut self) -> Result<SessionEnd, SessionError> {
-        let spec = SourceSpec::new(self.cfg.source.clone(), self.cfg.pacing);
+        let ring = self.clips.as_ref().map(ClipRecorder::ring_spec);
+        let spec = SourceSpec::new(self.cfg.source.clone(), self.cfg.pacing).with_evidence(ring);
         let mut source = VideoSource::open(&spec).map_err(|e| SessionError::Source(e.to_string()))?;
+        let end = self.stream_frames(&mut source);
+        let now = self.timeline.now();
+        self.deliver_clips(source.evidence(), true, now).map_err(SessionError::Fatal)?;
+        end
+    }
+
+    fn stream_frames(&mut self, source: &mut VideoSource) -> Result<SessionEnd, SessionError> {
         if let Some(d) = source.duration() {
             self.progress.set_length(d.as_millis() as u64);
         }
@@ -364,9 +403,13 @@ impl CameraWorker {
                 if let Some(object) = e.snapshot {
                     self.attach_snapshot(&view, &object, &mut e.body).map_err(SessionError::Fatal)?;
                 }
+                if let (Some(clips), EventBody::Incident(incident)) = (self.clips.as_mut(), &e.body) {
+                    clips.request(incident, frame.time.pts, t);
+                }
                 self.emit(e.pts, e.body).map_err(SessionError::Fatal)?;
             }
             drop(frame);
+            self.deliver_clips(source.evidence(), false, t).map_err(SessionError::Fatal)?;
             self.record_frame(decode_wait, decoded_at, analytics_took);
             waiting_since = Instant::now();
             self.summary.frames += 1;

@@ -11,6 +11,7 @@ pub mod camera;
 pub mod cameras;
 pub mod detect_cap;
 pub mod detection;
+pub mod evidence;
 pub mod mqtt;
 pub mod ops_http;
 pub mod outbox;
@@ -80,10 +81,13 @@ pub fn run(
         )?),
         None => None,
     };
+    let clip_scratch = config.state_dir.join("clips");
+    std::fs::create_dir_all(&clip_scratch).with_context(|| format!("creating {}", clip_scratch.display()))?;
     let shared = Arc::new(Shared {
         site_id: config.site_id.clone(),
         agent_id: config.agent_id.clone(),
         outbox: Arc::clone(&outbox),
+        clip_scratch,
         stall_timeout: options.stall_timeout,
         telemetry,
     });

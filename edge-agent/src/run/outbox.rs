@@ -82,7 +82,9 @@ impl Outbox {
 
     /// Waits until there is room under the cap (or `stop` is set).
     fn wait_for_room(&self, incoming: usize, stop: &AtomicBool) {
-        while self.stored_bytes.load(Ordering::Relaxed) + incoming as i64 > self.max_bytes && !stop.load(Ordering::Relaxed) {
+        // A message larger than the whole cap goes in once the outbox is empty.
+        let over = |stored: i64| stored > 0 && stored + incoming as i64 > self.max_bytes;
+        while over(self.stored_bytes.load(Ordering::Relaxed)) && !stop.load(Ordering::Relaxed) {
             if !self.full.swap(true, Ordering::Relaxed) {
                 tracing::error!(
                     "outbox full ({} MB stored): blocking event producers until the broker takes messages",
@@ -98,15 +100,17 @@ impl Outbox {
     }
 
     /// Assigns the camera's next `seq`, builds the messages for it with `build(seq)` and stores
-    /// them, all in one transaction. Returns the `seq`.
+    /// them, all in one transaction. Returns the `seq`. `room`: about how many bytes the
+    /// messages take (waited for while the outbox is full).
     pub fn enqueue_event(
         &self,
         site_id: &str,
         camera_id: &str,
+        room: usize,
         stop: &AtomicBool,
         build: impl FnOnce(u64) -> anyhow::Result<Vec<(String, Vec<u8>, bool)>>,
     ) -> anyhow::Result<u64> {
-        self.wait_for_room(1024, stop);
+        self.wait_for_room(room, stop);
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let last: Option<i64> = tx
@@ -211,7 +215,7 @@ mod tests {
         {
             let o = Outbox::open(&path, 1 << 20).expect("open");
             for _ in 0..3 {
-                o.enqueue_event("s", "c", &stop, |seq| Ok(vec![("t".into(), seq.to_string().into_bytes(), false)])).expect("enqueue");
+                o.enqueue_event("s", "c", 1024, &stop, |seq| Ok(vec![("t".into(), seq.to_string().into_bytes(), false)])).expect("enqueue");
             }
             let batch = o.next_batch(0, 10).expect("batch");
             assert_eq!(batch.iter().map(|m| m.payload.clone()).collect::<Vec<_>>(), vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec()]);
@@ -220,7 +224,7 @@ mod tests {
         // Reopened (as after a crash): the unacknowledged messages and the seq are still there.
         let o = Outbox::open(&path, 1 << 20).expect("reopen");
         assert_eq!(o.depth().expect("depth"), 2);
-        let seq = o.enqueue_event("s", "c", &stop, |seq| Ok(vec![("t".into(), seq.to_string().into_bytes(), false)])).expect("enqueue");
+        let seq = o.enqueue_event("s", "c", 1024, &stop, |seq| Ok(vec![("t".into(), seq.to_string().into_bytes(), false)])).expect("enqueue");
         assert_eq!(seq, 4);
         assert_eq!(o.stored_bytes(), 3);
     }

@@ -1,5 +1,7 @@
 //! Delivery of outbox messages to a JSON-lines file (or stdout). Events are written one JSON
-//! object per line; snapshots as JPEG files in `<events file>.snapshots/`; retained status
+//! object per line; snapshots as JPEG files and evidence clips as MP4 files (each chunk
+//! written at its offset, so a chunk written twice changes nothing) in
+//! `<events file>.snapshots/`; retained status
 //! copies are skipped (the events carry the same status). A message leaves the outbox only
 //! after it is written and flushed.
 
@@ -45,6 +47,15 @@ impl JsonLinesSink {
                 if let Some(dir) = &self.snapshot_dir {
                     std::fs::create_dir_all(dir)?;
                     std::fs::write(dir.join(format!("{snapshot_id}.jpg")), payload)?;
+                }
+            }
+            Some(Topic::ClipChunk { clip_id, index, .. }) => {
+                if let Some(dir) = &self.snapshot_dir {
+                    use std::io::{Seek, SeekFrom};
+                    std::fs::create_dir_all(dir)?;
+                    let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(dir.join(format!("{clip_id}.mp4")))?;
+                    f.seek(SeekFrom::Start(index as u64 * roadsight_events::clip::CHUNK_BYTES as u64))?;
+                    f.write_all(payload)?;
                 }
             }
             _ => {}

@@ -40,11 +40,26 @@ impl EventStamper {
     /// Stamps and stores one event (blocks while the outbox is full). A `camera_status` event
     /// also updates the camera's retained status topic.
     pub fn emit(&self, outbox: &Outbox, stop: &AtomicBool, pts: Duration, body: EventBody) -> anyhow::Result<Event> {
+        self.emit_after(outbox, stop, pts, body, Vec::new())
+    }
+
+    /// As [`EventStamper::emit`], storing `before` (topic, payload: an evidence clip's chunks)
+    /// ahead of the event in the same transaction: the event never goes out without them.
+    pub fn emit_after(
+        &self,
+        outbox: &Outbox,
+        stop: &AtomicBool,
+        pts: Duration,
+        body: EventBody,
+        before: Vec<(String, Vec<u8>)>,
+    ) -> anyhow::Result<Event> {
         let mut stamped = None;
-        outbox.enqueue_event(&self.site_id, &self.camera_id, stop, |seq| {
+        let room = 1024 + before.iter().map(|(_, p)| p.len()).sum::<usize>();
+        outbox.enqueue_event(&self.site_id, &self.camera_id, room, stop, |seq| {
             let event = self.event(seq, pts, body);
             let json = serde_json::to_vec(&event)?;
-            let mut messages = vec![(topics::events(&self.site_id, &self.camera_id), json.clone(), false)];
+            let mut messages: Vec<(String, Vec<u8>, bool)> = before.into_iter().map(|(t, p)| (t, p, false)).collect();
+            messages.push((topics::events(&self.site_id, &self.camera_id), json.clone(), false));
             if matches!(event.body, EventBody::CameraStatus(_)) {
                 messages.push((topics::camera_status(&self.site_id, &self.camera_id), json, true));
             }

@@ -12,7 +12,9 @@
 //! keeps the latest frame and counts drops. Downstream of the conversion frames are never
 //! copied: a [`Frame`] owns its RGB buffer, which goes back to the pool when it is dropped.
 
+pub mod evidence;
 mod network;
+pub use evidence::{EvidenceRing, EvidenceSpec};
 pub use network::ReturnWatch;
 pub mod rtsp_server;
 
@@ -46,11 +48,18 @@ pub struct SourceSpec {
     pub pacing: Pacing,
     /// RTSP jitter-buffer latency.
     pub rtsp_latency: Duration,
+    /// Keep a ring of the encoded stream for evidence clips (H.264/H.265 sources).
+    pub evidence: Option<EvidenceSpec>,
 }
 
 impl SourceSpec {
     pub fn new(location: impl Into<String>, pacing: Pacing) -> Self {
-        SourceSpec { location: location.into(), pacing, rtsp_latency: Duration::from_millis(200) }
+        SourceSpec { location: location.into(), pacing, rtsp_latency: Duration::from_millis(200), evidence: None }
+    }
+
+    pub fn with_evidence(mut self, evidence: Option<EvidenceSpec>) -> Self {
+        self.evidence = evidence;
+        self
     }
 }
 
@@ -161,6 +170,7 @@ pub struct VideoSource {
     puller: Option<JoinHandle<()>>,
     location: String,
     failed: Arc<Mutex<Option<String>>>,
+    evidence: Option<EvidenceRing>,
 }
 
 /// Replaces `user:password@` in a URI with `***@`, so credentials never reach logs or events.
@@ -251,6 +261,11 @@ impl VideoSource {
             }
         });
 
+        // Before the pipeline plays, so the parser decodebin adds is seen.
+        let evidence = spec.evidence.map(EvidenceRing::new);
+        if let Some(ring) = &evidence {
+            ring.attach(pipeline.upcast_ref());
+        }
         let queue_policy = match spec.pacing {
             Pacing::EveryFrame => FullPolicy::Block,
             Pacing::Latest => FullPolicy::KeepLatest,
@@ -264,7 +279,13 @@ impl VideoSource {
             SourceError::Stream { location: location.clone(), message: network::explain(&location, msg) }
         })?;
         let puller = spawn_puller(appsink, pipeline.clone(), queue.clone(), Arc::clone(&stop), location.clone(), spec.pacing);
-        Ok(VideoSource { pipeline, queue, stop, puller: Some(puller), location, failed })
+        Ok(VideoSource { pipeline, queue, stop, puller: Some(puller), location, failed, evidence })
+    }
+
+    /// The ring of the encoded stream (when [`SourceSpec::evidence`] asked for one; it fills
+    /// only for H.264/H.265 streams).
+    pub fn evidence(&self) -> Option<&EvidenceRing> {
+        self.evidence.as_ref()
     }
 
     /// The redacted location, for logs.

@@ -156,6 +156,7 @@ mod tests {
             measures: IncidentMeasures::default(),
             related: Vec::new(),
             snapshot: None,
+            clip: None,
         };
         Emitted { pts: Duration::ZERO, body: EventBody::Incident(ev), snapshot: Some(crate::geometry::BBox::new(0.0, 0.0, 10.0, 10.0)) }
     }

@@ -89,6 +89,7 @@ impl Active {
             measures,
             related: Vec::new(),
             snapshot: None,
+            clip: None,
         }
     }
 
