@@ -3,7 +3,8 @@
 //!
 //! Who may do what on the broker:
 //! - each agent (user name = the agent's name, password = its key's secret) may publish only
-//!   under its own site, `roadsight/v1/{site}/#`, and subscribe to nothing;
+//!   under its own site, `roadsight/v1/{site}/#`, and read only its site's signal-controller
+//!   phases (`roadsight/v1/{site}/signals/#`);
 //! - the IOC's subscriber (`ioc-api`) may read `roadsight/v1/#` and publish nothing;
 //! - nobody else gets in (the embedded broker refuses anonymous clients).
 //!
@@ -83,7 +84,8 @@ pub fn acl_file(agents: &[BrokerUser]) -> String {
     let root = roadsight_events::topics::PREFIX;
     let _ = writeln!(s, "user {IOC_USERNAME}\ntopic read {root}/#\n");
     for a in agents {
-        let _ = writeln!(s, "user {}\ntopic write {root}/{}/#\n", a.username, a.site);
+        // Its own site's topics to write; its site's signal-controller phases to read.
+        let _ = writeln!(s, "user {}\ntopic write {root}/{}/#\ntopic read {root}/{}/signals/#\n", a.username, a.site, a.site);
     }
     s
 }
@@ -124,7 +126,7 @@ mod tests {
         let agents = [BrokerUser { username: "box-1".into(), hash: "$7$h".into(), site: "district-a".into() }];
         let acl = acl_file(&agents);
         assert!(acl.contains("user ioc-api\ntopic read roadsight/v1/#"), "{acl}");
-        assert!(acl.contains("user box-1\ntopic write roadsight/v1/district-a/#"), "{acl}");
+        assert!(acl.contains("user box-1\ntopic write roadsight/v1/district-a/#\ntopic read roadsight/v1/district-a/signals/#"), "{acl}");
         assert!(!acl.contains("pattern"), "{acl}");
         assert_eq!(password_file("$7$i", &agents), "ioc-api:$7$i\nbox-1:$7$h\n");
     }

@@ -274,7 +274,7 @@ async fn commit(batch: &[Publish], ingestor: &Ingestor, media: &Media, shutdown:
             Some(Topic::AgentStatus { site, agent }) => {
                 tracing::info!(site, agent, "agent {}", String::from_utf8_lossy(&p.payload));
             }
-            Some(Topic::CameraStatus { .. }) | None => {}
+            Some(Topic::CameraStatus { .. } | Topic::SignalPhase { .. }) | None => {}
         }
     }
     if events.is_empty() {

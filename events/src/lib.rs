@@ -291,6 +291,15 @@ pub struct SignalPhaseChange {
     pub source: SignalSource,
 }
 
+/// What a signal controller (or the integration in front of it) publishes, retained, on
+/// [`topics::signal_phase`]: the phase now in force. Agents with a `controller = true` signal
+/// take it as that signal's phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerPhase {
+    pub phase: SignalPhase,
+}
+
 /// Numbers that describe an incident; which are present depends on the kind.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -6,6 +6,8 @@
 //!   incident event's `snapshot.snapshot_id`.
 //! - `roadsight/v1/{site}/{camera}/clips/{clip_id}/{index}/{count}` — chunk `index` (from 0)
 //!   of `count` of an MP4 evidence clip, QoS 1, referenced by an incident event's `clip`.
+//! - `roadsight/v1/{site}/signals/{signal_id}/phase` — retained [`crate::ControllerPhase`]
+//!   from a signal controller, read by the site's agents.
 //! - `roadsight/v1/{site}/agents/{agent}/status` — retained `online`/`offline` (last will).
 
 pub const PREFIX: &str = "roadsight/v1";
@@ -26,6 +28,15 @@ pub fn clip_chunk(site: &str, camera: &str, clip_id: &str, index: u32, count: u3
     format!("{PREFIX}/{site}/{camera}/clips/{clip_id}/{index}/{count}")
 }
 
+pub fn signal_phase(site: &str, signal_id: &str) -> String {
+    format!("{PREFIX}/{site}/signals/{signal_id}/phase")
+}
+
+/// The controller phases of one site (what its agents subscribe to).
+pub fn site_signal_phases(site: &str) -> String {
+    format!("{PREFIX}/{site}/signals/+/phase")
+}
+
 pub fn agent_status(site: &str, agent: &str) -> String {
     format!("{PREFIX}/{site}/agents/{agent}/status")
 }
@@ -44,6 +55,7 @@ pub enum Topic<'a> {
     Snapshot { site: &'a str, camera: &'a str, snapshot_id: &'a str },
     ClipChunk { site: &'a str, camera: &'a str, clip_id: &'a str, index: u32, count: u32 },
     AgentStatus { site: &'a str, agent: &'a str },
+    SignalPhase { site: &'a str, signal_id: &'a str },
 }
 
 pub fn parse(topic: &str) -> Option<Topic<'_>> {
@@ -51,6 +63,7 @@ pub fn parse(topic: &str) -> Option<Topic<'_>> {
     let parts: Vec<&str> = rest.split('/').collect();
     match parts.as_slice() {
         [site, "agents", agent, "status"] => Some(Topic::AgentStatus { site, agent }),
+        [site, "signals", signal_id, "phase"] => Some(Topic::SignalPhase { site, signal_id }),
         [site, camera, "events"] => Some(Topic::Events { site, camera }),
         [site, camera, "status"] => Some(Topic::CameraStatus { site, camera }),
         [site, camera, "snapshots", id] => Some(Topic::Snapshot { site, camera, snapshot_id: id }),
@@ -74,6 +87,7 @@ mod tests {
             Some(Topic::ClipChunk { site: "s", camera: "c", clip_id: "x", index: 2, count: 5 })
         );
         assert_eq!(parse("roadsight/v1/s/c/clips/x/two/5"), None);
+        assert_eq!(parse(&signal_phase("s", "main")), Some(Topic::SignalPhase { site: "s", signal_id: "main" }));
         assert_eq!(parse(&agent_status("s", "a")), Some(Topic::AgentStatus { site: "s", agent: "a" }));
         assert_eq!(parse(&camera_status("s", "c")), Some(Topic::CameraStatus { site: "s", camera: "c" }));
         assert_eq!(parse("other/x"), None);

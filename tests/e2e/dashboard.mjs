@@ -11,7 +11,8 @@
 // readyState and an advancing currentTime are checked).
 //
 // Env: IOC_URL, USER_NAME, USER_PASSWORD, AGENT_KEY, SNAPSHOT_JPEG (a JPEG file), CLIP_MP4,
-// SCREENSHOT (PNG out). Without AGENT_KEY it only signs in and takes the screenshot (used for the README).
+// SCREENSHOT (PNG out). Without AGENT_KEY it only signs in and takes the screenshot (used for the
+// README; with OPEN_CLIP=1 the newest incident's clip open).
 import { chromium } from 'playwright-core';
 import { readFileSync } from 'node:fs';
 import { randomUUID, createHash } from 'node:crypto';
@@ -132,6 +133,14 @@ try {
     const ack = audit.find((r) => r.action === 'incident.acknowledge' && r.target === incidentId);
     if (!ack || ack.actor !== `user ${USER_NAME}`) fail(`audit does not name the user: ${JSON.stringify(audit)}`);
     console.log(JSON.stringify({ incident_id: incidentId, audit_actor: ack.actor }));
+  }
+  if (!AGENT_KEY && process.env.OPEN_CLIP) {
+    // The README's picture: the newest incident that has its clip, open and a second in.
+    await page.waitForSelector('li.incident button.clip:not(.hidden)', { timeout: 60000 });
+    await page.click('li.incident button.clip:not(.hidden)');
+    await page.waitForFunction(() => document.querySelector('#clip-player').readyState >= 3, null, { timeout: 15000 });
+    await page.evaluate(() => { const v = document.querySelector('#clip-player'); v.pause(); v.currentTime = 2.0; });
+    await page.waitForFunction(() => !document.querySelector('#clip-player').seeking, null, { timeout: 10000 });
   }
   await page.waitForTimeout(500);
   await page.screenshot({ path: SCREENSHOT, fullPage: true });

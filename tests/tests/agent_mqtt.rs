@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use common::{repo_root, sample};
 use edge_agent::run::outbox::Outbox;
-use mqtt_kit::{agent_status, events, is_status, serial, AgentProcess, Received, Subscriber, AGENT, CAMERA, CLIP, SITE};
+use mqtt_kit::{agent_status, events, is_status, json_on, serial, AgentProcess, Received, Subscriber, AGENT, CAMERA, CLIP, SITE};
 use roadsight_events::topics;
 use roadsight_pipeline::source::rtsp_server::SimulatedCamera;
 use roadsight_tests::mosquitto::Mosquitto;
@@ -467,4 +467,92 @@ fn a_broker_300_ms_away_gets_every_event() {
     assert!(is_status(evs.last().expect("events"), "stopped"));
     assert!(evs.iter().filter(|e| e["type"] == "counts").count() >= 8, "the 8.4 s clip has 8 full counts intervals");
     assert_eq!(agent_status(&all), ["online", "offline"]);
+}
+
+/// A signal controller: publishes `phase` retained on the signal's topic and returns once the
+/// broker acknowledged it.
+fn controller_publishes(port: u16, signal: &str, phase: &str) {
+    let mut options = MqttOptions::new(format!("controller-{phase}"), "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut connection) = rumqttc::Client::new(options, 10);
+    let payload = format!("{{\"phase\":\"{phase}\"}}");
+    client.publish(topics::signal_phase(SITE, signal), rumqttc::QoS::AtLeastOnce, true, payload).expect("queue the phase");
+    for event in connection.iter() {
+        match event.expect("the controller reaches the broker") {
+            rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) => break,
+            _ => continue,
+        }
+    }
+    let _ = client.disconnect();
+}
+
+/// Where a signal controller publishes its phase, the agent takes it (`controller = true`
+/// instead of a lamp region) and the red-light rule follows it: the looping junction's
+/// runners are violations while the controller says red, and none while it says green.
+#[test]
+fn a_signal_controllers_phase_over_mqtt_drives_the_red_light_rule() {
+    const JUNCTION: &str = "motorbikes_vn_intersection_1006x720.mp4";
+    const JUNCTION_CAMERA: &str = "motorbikes_vn_intersection";
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tmp");
+    let broker = Mosquitto::start();
+    let camera = SimulatedCamera::start(&sample(JUNCTION), "127.0.0.1", 0, "/junction").expect("serve the clip over RTSP");
+    let sub = subscriber(broker.port, "e2e-sub-controller", false);
+    controller_publishes(broker.port, "near_main", "red");
+
+    let template = std::fs::read_to_string(repo_root().join("samples/motorbikes_vn_intersection_1006x720.toml")).expect("sample config");
+    let mut config = String::new();
+    let mut replaced = 0;
+    for line in template.lines() {
+        if line.starts_with("[[cameras]]") {
+            config.push_str(&format!("[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nkeep_alive_secs = 5\n\n", broker.port));
+        }
+        if line.starts_with("source = ") {
+            config.push_str(&format!("source = {:?}\nmode = \"live\"\n", camera.url("127.0.0.1")));
+            replaced += 1;
+        } else if line.starts_with("region = [0.970") {
+            config.push_str("controller = true\n");
+            replaced += 1;
+        } else if line.starts_with("counts_interval_secs") {
+            config.push_str("counts_interval_secs = 1\n");
+            replaced += 1;
+        } else {
+            config.push_str(line);
+            config.push('\n');
+        }
+    }
+    assert_eq!(replaced, 3, "the sample config changed shape");
+    let path = dir.path().join("agent.toml");
+    std::fs::write(&path, config).expect("write config");
+    let log = dir.path().join("agent.log");
+    let mut agent = spawn_agent(&path, &dir.path().join("state"), &log);
+
+    let junction = |all: &[Received]| json_on(all, &topics::events(SITE, JUNCTION_CAMERA));
+    let phase_seq = |evs: &[Value], phase: &str| {
+        evs.iter().find(|e| e["type"] == "signal_phase" && e["source"] == "controller" && e["phase"] == phase).map(seq)
+    };
+    let red_lights_after = |evs: &[Value], from: u64| {
+        evs.iter().filter(|e| e["type"] == "incident" && e["kind"] == "red_light" && e["state"] == "started" && seq(e) > from).count()
+    };
+    let all = sub.wait_until("a red-light violation after the controller's red", Duration::from_secs(120), &log, |all| {
+        let evs = junction(all);
+        phase_seq(&evs, "red").is_some_and(|red| red_lights_after(&evs, red) >= 1)
+    });
+    let evs = junction(&all);
+    let red = phase_seq(&evs, "red").expect("red");
+    assert_eq!(red_lights_after(&evs, 0), red_lights_after(&evs, red), "no violation before the agent knew the phase");
+
+    controller_publishes(broker.port, "near_main", "green");
+    let green = sub.wait_until("the controller's green taken", Duration::from_secs(60), &log, |all| phase_seq(&junction(all), "green").is_some());
+    let green_event = junction(&green).into_iter().find(|e| e["type"] == "signal_phase" && e["phase"] == "green").expect("green");
+    let green_pts = green_event["pts_ms"].as_u64().expect("pts");
+    // Two loops of the 7.1 s clip on stream time, each with its two runners.
+    let all = sub.wait_until("two loops of the clip after green", Duration::from_secs(120), &log, |all| {
+        junction(all).iter().any(|e| e["pts_ms"].as_u64().is_some_and(|p| p > green_pts + 15_000))
+    });
+    let evs = junction(&all);
+    assert_eq!(red_lights_after(&evs, seq(&green_event)), 0, "no red-light violation while the controller says green");
+    agent.interrupt();
+    assert!(agent.wait_exit(Duration::from_secs(60)).success(), "edge-agent failed; log:\n{}", agent.log_text());
+    drop(camera);
 }

@@ -26,7 +26,7 @@ pub(super) fn incident_config(
     cam: &raw::RawCameraIncidents<'_>,
     zone_rules: Vec<ZoneRules>,
     lines: &[LineSpec],
-    signals: &[SignalSpec],
+    signals: &CameraSignals,
 ) -> IncidentConfig {
     IncidentConfig {
         zones: zone_rules,
@@ -45,28 +45,48 @@ pub(super) fn incident_config(
     }
 }
 
-/// `[[cameras.signals]]`: ids unique, regions inside the frame.
-pub(super) fn signals(errs: &mut Errors, key: &str, raw: &[raw::RawSignal]) -> Vec<SignalSpec> {
-    let mut ids = HashSet::new();
-    raw.iter()
-        .enumerate()
-        .filter_map(|(i, s)| {
-            let sk = format!("{key}.signals[{i}]");
-            check_id(errs, &format!("{sk}.id"), &s.id);
-            if !ids.insert(s.id.clone()) {
-                errs.add(format!("{sk}.id"), format!("duplicate signal id '{}'", s.id));
-            }
-            let r = &s.region;
-            if r.len() != 4 || r.iter().any(|v| !(0.0..=1.0).contains(v)) || r[0] >= r[2] || r[1] >= r[3] {
-                errs.add(format!("{sk}.region"), "expected [x0, y0, x1, y1] in [0, 1] with x0 < x1 and y0 < y1");
-                return None;
-            }
-            Some(SignalSpec { id: s.id.clone(), region: [r[0] as f32, r[1] as f32, r[2] as f32, r[3] as f32] })
-        })
-        .collect()
+/// A camera's traffic signals: lamps read from its pixels, and signals whose phase the
+/// controller publishes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CameraSignals {
+    pub lamps: Vec<SignalSpec>,
+    pub controller: Vec<String>,
 }
 
-fn red_light(errs: &mut Errors, rk: &str, r: &raw::RawRedLight, lines: &[LineSpec], signals: &[SignalSpec]) -> Option<RedLightRule> {
+impl CameraSignals {
+    fn has(&self, id: &str) -> bool {
+        self.lamps.iter().any(|s| s.id == id) || self.controller.iter().any(|c| c == id)
+    }
+}
+
+/// `[[cameras.signals]]`: ids unique; each either a region inside the frame or `controller`.
+pub(super) fn signals(errs: &mut Errors, key: &str, raw: &[raw::RawSignal]) -> CameraSignals {
+    let mut ids = HashSet::new();
+    let mut out = CameraSignals::default();
+    for (i, s) in raw.iter().enumerate() {
+        let sk = format!("{key}.signals[{i}]");
+        check_id(errs, &format!("{sk}.id"), &s.id);
+        if !ids.insert(s.id.clone()) {
+            errs.add(format!("{sk}.id"), format!("duplicate signal id '{}'", s.id));
+        }
+        match (&s.region, s.controller.unwrap_or(false)) {
+            (Some(_), true) | (None, false) => {
+                errs.add(&sk, "give either `region` (read from the image) or `controller = true` (phase over MQTT)")
+            }
+            (None, true) => out.controller.push(s.id.clone()),
+            (Some(r), false) => {
+                if r.len() != 4 || r.iter().any(|v| !(0.0..=1.0).contains(v)) || r[0] >= r[2] || r[1] >= r[3] {
+                    errs.add(format!("{sk}.region"), "expected [x0, y0, x1, y1] in [0, 1] with x0 < x1 and y0 < y1");
+                    continue;
+                }
+                out.lamps.push(SignalSpec { id: s.id.clone(), region: [r[0] as f32, r[1] as f32, r[2] as f32, r[3] as f32] });
+            }
+        }
+    }
+    out
+}
+
+fn red_light(errs: &mut Errors, rk: &str, r: &raw::RawRedLight, lines: &[LineSpec], signals: &CameraSignals) -> Option<RedLightRule> {
     let line = lines.iter().find(|l| l.id == r.line);
     match (line, &r.direction) {
         (None, _) => errs.add(format!("{rk}.line"), format!("no line has id '{}'", r.line)),
@@ -76,7 +96,7 @@ fn red_light(errs: &mut Errors, rk: &str, r: &raw::RawRedLight, lines: &[LineSpe
         ),
         _ => {}
     }
-    if !signals.iter().any(|s| s.id == r.signal) {
+    if !signals.has(&r.signal) {
         errs.add(format!("{rk}.signal"), format!("no [[cameras.signals]] entry has id '{}'", r.signal));
     }
     let grace = match r.grace_secs {
@@ -96,10 +116,10 @@ pub(super) fn zone_rules(
     zk: &str,
     z: &raw::RawZone,
     polygon: &[(f32, f32)],
-    signals: &[SignalSpec],
+    signals: &CameraSignals,
 ) -> Option<ZoneRules> {
     if let Some(s) = &z.signal {
-        if !signals.iter().any(|sig| sig.id == *s) {
+        if !signals.has(s) {
             errs.add(format!("{zk}.signal"), format!("no [[cameras.signals]] entry has id '{s}'"));
         }
     }

@@ -98,6 +98,8 @@ pub struct CameraConfig {
     pub analytics: AnalyticsConfig,
     /// Signal lamps read from the camera's pixels (their phases feed the incident rules).
     pub signals: Vec<SignalSpec>,
+    /// Signals whose phase the controller publishes over MQTT (ids).
+    pub controller_signals: Vec<String>,
     /// Least stream time between two detected frames (`max_detect_fps`); `None`: every frame.
     pub min_detect_interval: Option<Duration>,
     /// Per-class thresholds, night profile, rider–bike fusion (applied by `FrameProcessor`).
@@ -550,7 +552,8 @@ fn camera(errs: &mut Errors, key: &str, cam: raw::RawCamera, base: &Path) -> Opt
         classes: detect_classes,
         tracker,
         analytics: AnalyticsConfig { lines, zones, counts_interval, incidents },
-        signals,
+        signals: signals.lamps,
+        controller_signals: signals.controller,
         min_detect_interval,
         rules,
         evidence,
@@ -751,6 +754,41 @@ mod tests {
         assert_eq!(cam.pacing, Pacing::Latest);
         assert!(cam.clock_origin.is_none());
         assert!(!cam.display_source().contains("secret"));
+    }
+
+    #[test]
+    fn evidence_clips_default_on_and_their_limits_are_checked() {
+        let cam = |evidence: &str| format!("site_id = \"s\"\n[[cameras]]\nid = \"c1\"\nsource = \"rtsp://10.0.0.1/s\"\n{evidence}");
+        let cfg = parse(&cam("")).expect("valid");
+        let e = cfg.cameras[0].evidence.as_ref().expect("clips on by default");
+        assert_eq!((e.pre, e.post, e.max_clip_bytes), (Duration::from_secs(5), Duration::from_secs(5), 16 << 20));
+        assert_eq!(e.ring.keep, Duration::from_secs(10), "the ring keeps pre + post");
+        assert!(parse(&cam("[cameras.evidence]\nclips = false\n")).expect("valid").cameras[0].evidence.is_none());
+        let errs = parse(&cam("[cameras.evidence]\npre_secs = -1\npost_secs = 45\nmax_clip_mb = 64\nring_max_mb = 0.5\n"))
+            .expect_err("invalid");
+        let all = errs.join("\n");
+        for needle in [
+            "cameras[0].evidence.pre_secs: -1",
+            "cameras[0].evidence.post_secs: 45",
+            "cameras[0].evidence.max_clip_mb: 64",
+            "cameras[0].evidence.ring_max_mb: 0.5",
+        ] {
+            assert!(all.contains(needle), "missing '{needle}' in:\n{all}");
+        }
+        assert_eq!(errs.len(), 4, "{all}");
+    }
+
+    #[test]
+    fn a_signal_is_read_from_a_region_or_taken_from_its_controller_never_both() {
+        let cam = |signals: &str| format!("site_id = \"s\"\n[[cameras]]\nid = \"c1\"\nsource = \"rtsp://10.0.0.1/s\"\n{signals}");
+        let cfg = parse(&cam("[[cameras.signals]]\nid = \"main\"\ncontroller = true\n[[cameras.signals]]\nid = \"side\"\nregion = [0.1, 0.1, 0.2, 0.3]\n"))
+            .expect("valid");
+        assert_eq!(cfg.cameras[0].controller_signals, ["main"]);
+        assert_eq!(cfg.cameras[0].signals.len(), 1);
+        let errs = parse(&cam("[[cameras.signals]]\nid = \"a\"\ncontroller = true\nregion = [0.1, 0.1, 0.2, 0.3]\n[[cameras.signals]]\nid = \"b\"\n"))
+            .expect_err("invalid");
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs.iter().all(|e| e.contains("either `region`")) && errs[1].starts_with("cameras[0].signals[1]"), "{errs:?}");
     }
 
     fn mqtt_config(mqtt: &str) -> String {

@@ -215,8 +215,14 @@ pub struct RawRedLight {
 #[serde(deny_unknown_fields)]
 pub struct RawSignal {
     pub id: String,
-    /// The lamp head's box `[x0, y0, x1, y1]` in normalised frame coordinates.
-    pub region: Vec<f64>,
+    /// The lamp head's box `[x0, y0, x1, y1]` in normalised frame coordinates (its phase is
+    /// read from the pixels)…
+    #[serde(default)]
+    pub region: Option<Vec<f64>>,
+    /// …or `true`: its phase comes from the signal controller over MQTT
+    /// (`roadsight/v1/{site}/signals/{id}/phase`).
+    #[serde(default)]
+    pub controller: Option<bool>,
     /// `vertical` (red on top, default) or `horizontal` (red on the left).
     #[serde(default)]
     pub layout: Option<String>,

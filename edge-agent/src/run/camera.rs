@@ -39,6 +39,8 @@ pub struct Shared {
     pub outbox: Arc<Outbox>,
     /// Where evidence clips are muxed (a temporary file each).
     pub clip_scratch: std::path::PathBuf,
+    /// Signal phases from the site's controllers (filled by the MQTT delivery).
+    pub signals: Arc<super::signals::SignalBoard>,
     /// A live camera with no frame for this long is reconnected.
     pub stall_timeout: Duration,
     pub telemetry: Arc<Telemetry>,
@@ -193,7 +195,10 @@ impl CameraWorker {
     /// ended): its chunks and the incident update naming it, in one outbox transaction.
     fn deliver_clips(&mut self, ring: Option<&EvidenceRing>, session_ended: bool, now: Duration) -> anyhow::Result<()> {
         let Some(clips) = self.clips.as_mut() else { return Ok(()) };
-        for ReadyClip { clip, chunks, update } in clips.take_ready(ring, session_ended, &self.stamper.clock) {
+        let ready = clips.take_ready(ring, session_ended, &self.stamper.clock);
+        let ring_bytes = ring.map_or(0, |r| r.stats().bytes);
+        self.shared.telemetry.evidence(&self.cfg.id, ring_bytes, ready.len() as u64);
+        for ReadyClip { clip, chunks, update } in ready {
             let count = chunks.len() as u32;
             let id = clip.clip_id.to_string();
             let before = chunks
@@ -397,6 +402,7 @@ impl CameraWorker {
             let view = frame.view();
             let analytics_started = Instant::now();
             let mut emitted = self.processor.observe_signals(&view, t);
+            emitted.extend(self.processor.observe_controller(&self.shared.signals, view.width, view.height, t));
             emitted.extend(self.processor.process(detections, view.width, view.height, t));
             let analytics_took = analytics_started.elapsed();
             for mut e in emitted {

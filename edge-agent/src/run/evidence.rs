@@ -103,7 +103,9 @@ impl ClipRecorder {
         if cut.limit_bytes(payload_cap) {
             tracing::warn!(camera = self.camera.as_str(), "evidence clip cut short at {} bytes", self.settings.max_clip_bytes);
         }
+        let muxing = std::time::Instant::now();
         let mp4 = cut.to_mp4(&self.scratch)?;
+        let mux_ms = muxing.elapsed().as_secs_f64() * 1e3;
         anyhow::ensure!(mp4.bytes.len() as u64 <= clip::MAX_BYTES, "a clip of {} bytes exceeds the wire limit", mp4.bytes.len());
         let starts = (w.stream_t + cut.first_pts).saturating_sub(w.source_pts);
         let clip_ref = ClipRef {
@@ -117,7 +119,7 @@ impl ClipRecorder {
         };
         tracing::info!(
             camera = self.camera.as_str(), incident = %w.incident.incident_id, bytes = clip_ref.bytes, frames = mp4.frames,
-            preroll_short = cut.preroll_short, "evidence clip of {:.1} s", mp4.duration.as_secs_f64()
+            preroll_short = cut.preroll_short, "evidence clip of {:.1} s (muxed in {mux_ms:.0} ms)", mp4.duration.as_secs_f64()
         );
         let update = IncidentEvent {
             state: IncidentState::Updated,

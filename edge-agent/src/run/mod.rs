@@ -17,6 +17,7 @@ pub mod ops_http;
 pub mod outbox;
 pub mod processor;
 pub mod reload;
+pub mod signals;
 pub mod sink;
 pub mod stamp;
 pub mod telemetry;
@@ -81,6 +82,7 @@ pub fn run(
         )?),
         None => None,
     };
+    let signal_board = Arc::new(signals::SignalBoard::default());
     let clip_scratch = config.state_dir.join("clips");
     std::fs::create_dir_all(&clip_scratch).with_context(|| format!("creating {}", clip_scratch.display()))?;
     let shared = Arc::new(Shared {
@@ -88,6 +90,7 @@ pub fn run(
         agent_id: config.agent_id.clone(),
         outbox: Arc::clone(&outbox),
         clip_scratch,
+        signals: Arc::clone(&signal_board),
         stall_timeout: options.stall_timeout,
         telemetry,
     });
@@ -112,7 +115,9 @@ pub fn run(
         let target = match &options.delivery {
             Delivery::JsonLines(Some(p)) => Ok(sink::JsonLinesSink::file(p)?),
             Delivery::JsonLines(None) => Ok(sink::JsonLinesSink::stdout()),
-            Delivery::Mqtt(broker) => Err(mqtt::MqttSettings::new(broker.clone(), &config.site_id, &config.agent_id)),
+            Delivery::Mqtt(broker) => {
+                Err(mqtt::MqttSettings::new(broker.clone(), &config.site_id, &config.agent_id).with_signals(Arc::clone(&signal_board)))
+            }
         };
         std::thread::Builder::new()
             .name("delivery".into())

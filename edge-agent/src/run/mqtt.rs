@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use roadsight_events::topics;
@@ -26,6 +27,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::outbox::Outbox;
+use super::signals::SignalBoard;
 use super::telemetry::Telemetry;
 
 /// What delivery over MQTT needs: the broker, and the agent's retained status topic (`online`,
@@ -34,11 +36,19 @@ use super::telemetry::Telemetry;
 pub struct MqttSettings {
     pub broker: BrokerSettings,
     pub status_topic: String,
+    pub site_id: String,
+    /// Where the site's controller signal phases go (subscribed on every connection).
+    pub signals: Option<Arc<SignalBoard>>,
 }
 
 impl MqttSettings {
     pub fn new(broker: BrokerSettings, site_id: &str, agent_id: &str) -> Self {
-        MqttSettings { broker, status_topic: topics::agent_status(site_id, agent_id) }
+        MqttSettings { broker, status_topic: topics::agent_status(site_id, agent_id), site_id: site_id.to_owned(), signals: None }
+    }
+
+    pub fn with_signals(mut self, board: Arc<SignalBoard>) -> Self {
+        self.signals = Some(board);
+        self
     }
 }
 
@@ -282,6 +292,24 @@ impl Session<'_> {
                     .try_publish(self.settings.status_topic.clone(), QoS::AtLeastOnce, true, "online")
                     .map_err(|e| e.to_string())?;
                 self.flight.handed.push_back(STATUS);
+                if self.settings.signals.is_some() {
+                    // A clean session: subscribe on every connection (the retained phases come at once).
+                    let filter = topics::site_signal_phases(&self.settings.site_id);
+                    self.conn.client.try_subscribe(filter, QoS::AtLeastOnce).map_err(|e| e.to_string())?;
+                }
+            }
+            Event::Incoming(Packet::Publish(p)) => {
+                if let Some(board) = &self.settings.signals {
+                    match board.accept(&self.settings.site_id, &p.topic, &p.payload) {
+                        Ok((signal, phase)) => tracing::info!(signal, ?phase, "signal controller phase"),
+                        Err(e) => tracing::warn!("ignored controller message: {e}"),
+                    }
+                }
+            }
+            Event::Incoming(Packet::SubAck(ack)) => {
+                if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
+                    tracing::warn!("the broker refused the signal-controller subscription (its ACL): controller phases will not arrive");
+                }
             }
             // rumqttc sends requests in the order they were handed over.
             Event::Outgoing(Outgoing::Publish(pkid)) => {

@@ -11,6 +11,8 @@ use roadsight_pipeline::detect::Detection;
 use roadsight_pipeline::frame::FrameView;
 use roadsight_pipeline::geometry::BBox;
 use roadsight_pipeline::signal_lamp::LampTracker;
+
+use super::signals::SignalBoard;
 use roadsight_pipeline::track::{Track, TrackInput, Tracker, TrackerConfig};
 
 use crate::config::rules::{ClassThresholds, DetectionRules};
@@ -81,6 +83,8 @@ pub struct FrameProcessor {
     active: Vec<TrackedObject>,
     /// The camera's signal lamps, read from each detected frame.
     lamps: Vec<LampTracker>,
+    /// Signals whose phase the controller publishes, with the phase last taken.
+    controller: Vec<(String, Option<SignalPhase>)>,
 }
 
 impl FrameProcessor {
@@ -99,6 +103,7 @@ impl FrameProcessor {
             riders: HashMap::new(),
             active: Vec::new(),
             lamps: Vec::new(),
+            controller: Vec::new(),
         }
     }
 
@@ -108,7 +113,22 @@ impl FrameProcessor {
         let mut p = FrameProcessor::new(ClassMap::new(labels, &cam.classes), cam.tracker.clone(), cam.analytics.clone(), clock)
             .with_rules(cam.rules.clone());
         p.lamps = cam.signals.iter().cloned().map(LampTracker::new).collect();
+        p.controller = cam.controller_signals.iter().map(|id| (id.clone(), None)).collect();
         p
+    }
+
+    /// Takes the controller's phase of each controller signal at stream time `t`: a change
+    /// goes to the rules and is reported as a `signal_phase` event (source `controller`).
+    pub fn observe_controller(&mut self, board: &SignalBoard, width: u32, height: u32, t: Duration) -> Vec<Emitted> {
+        let mut changes = Vec::new();
+        for (id, last) in &mut self.controller {
+            let now = board.get(id);
+            if now.is_some() && now != *last {
+                *last = now;
+                changes.extend(now.map(|p| (id.clone(), p)));
+            }
+        }
+        self.signal_changes(changes, SignalSource::Controller, width, height, t)
     }
 
     /// Reads the signal lamps on `frame` at stream time `t`: the rules learn each phase
@@ -116,19 +136,20 @@ impl FrameProcessor {
     pub fn observe_signals(&mut self, frame: &FrameView<'_>, t: Duration) -> Vec<Emitted> {
         let changes: Vec<(String, SignalPhase)> =
             self.lamps.iter_mut().filter_map(|l| l.observe(frame, t).map(|p| (l.spec.id.clone(), p))).collect();
+        self.signal_changes(changes, SignalSource::Camera, frame.width, frame.height, t)
+    }
+
+    /// Phase changes to the rules, and as `signal_phase` events.
+    fn signal_changes(&mut self, changes: Vec<(String, SignalPhase)>, source: SignalSource, width: u32, height: u32, t: Duration) -> Vec<Emitted> {
         if changes.is_empty() {
             return Vec::new();
         }
-        let analytics = self.analytics_for(frame.width, frame.height);
+        let analytics = self.analytics_for(width, height);
         changes
             .into_iter()
             .map(|(signal_id, phase)| {
                 analytics.set_signal(&signal_id, phase, t);
-                Emitted {
-                    pts: t,
-                    body: EventBody::SignalPhase(SignalPhaseChange { signal_id, phase, source: SignalSource::Camera }),
-                    snapshot: None,
-                }
+                Emitted { pts: t, body: EventBody::SignalPhase(SignalPhaseChange { signal_id, phase, source }), snapshot: None }
             })
             .collect()
     }

@@ -114,6 +114,8 @@ pub struct Telemetry {
     fps: Family<CameraLabel, Gauge<f64, AtomicU64>>,
     stages: Family<StageLabel, Histogram>,
     incidents_folded: Family<IncidentKindLabel, Counter>,
+    evidence_ring_bytes: Family<CameraLabel, Gauge>,
+    evidence_clips: Family<CameraLabel, Counter>,
     outbox_depth: Gauge,
     outbox_bytes: Gauge,
     outbox_fill: Gauge<f64, AtomicU64>,
@@ -132,6 +134,8 @@ impl Telemetry {
         let fps = Family::<CameraLabel, Gauge<f64, AtomicU64>>::default();
         let stages = Family::<StageLabel, Histogram>::new_with_constructor(|| Histogram::new(STAGE_BUCKETS_SECS.iter().copied()));
         let incidents_folded = Family::<IncidentKindLabel, Counter>::default();
+        let evidence_ring_bytes = Family::<CameraLabel, Gauge>::default();
+        let evidence_clips = Family::<CameraLabel, Counter>::default();
         let outbox_depth = Gauge::default();
         let outbox_bytes = Gauge::default();
         let outbox_fill = Gauge::<f64, AtomicU64>::default();
@@ -147,6 +151,12 @@ impl Telemetry {
             "Incident starts the flood control folded into an update of an open incident",
             incidents_folded.clone(),
         );
+        registry.register(
+            "evidence_ring_bytes",
+            "Encoded stream a camera holds for evidence clips (bounded by [cameras.evidence] ring_max_mb)",
+            evidence_ring_bytes.clone(),
+        );
+        registry.register("evidence_clips", "Evidence clips cut and stored for delivery", evidence_clips.clone());
         registry.register("outbox_depth", "Messages stored and not yet delivered", outbox_depth.clone());
         registry.register("outbox_bytes", "Bytes stored in the outbox", outbox_bytes.clone());
         registry.register(
@@ -165,6 +175,8 @@ impl Telemetry {
             fps,
             stages,
             incidents_folded,
+            evidence_ring_bytes,
+            evidence_clips,
             outbox_depth,
             outbox_bytes,
             outbox_fill,
@@ -196,6 +208,15 @@ impl Telemetry {
     pub fn forget(&self, camera: &str) {
         self.cameras.lock().unwrap_or_else(|p| p.into_inner()).remove(camera);
         self.fps.remove(&Self::label(camera));
+        self.evidence_ring_bytes.remove(&Self::label(camera));
+    }
+
+    /// The camera's evidence ring now holds `bytes`; `clips` more clips were stored.
+    pub fn evidence(&self, camera: &str, bytes: usize, clips: u64) {
+        self.evidence_ring_bytes.get_or_create(&Self::label(camera)).set(bytes as i64);
+        if clips > 0 {
+            self.evidence_clips.get_or_create(&Self::label(camera)).inc_by(clips);
+        }
     }
 
     fn label(camera: &str) -> CameraLabel {
