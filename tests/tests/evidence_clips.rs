@@ -138,3 +138,40 @@ fn a_clip_is_the_sources_own_h264_from_the_keyframe_before_its_preroll() {
     assert!(mp4.duration.abs_diff(duration) < Duration::from_millis(2), "reported {:?}, the clip lasts {duration:?}", mp4.duration);
     assert_eq!(decoded_frames(&clip_path), clip_units.len(), "every frame of the clip decodes");
 }
+
+/// The same path on a live RTSP camera (the re-encoding simulated camera, serving the variable
+/// frame-rate junction clip: RTP caps carry no frame rate): the clip lasts what its timestamps
+/// say, every frame demuxes and decodes.
+#[test]
+fn a_clip_from_a_live_rtsp_camera_keeps_its_timing() {
+    use roadsight_pipeline::source::rtsp_server::SimulatedCamera;
+    let camera = SimulatedCamera::start(&sample("motorbikes_vn_intersection_1006x720.mp4"), "127.0.0.1", 0, "/evidence")
+        .expect("serve the clip over RTSP");
+    let ring_spec = EvidenceSpec { keep: Duration::from_secs(20), max_bytes: 64 << 20 };
+    let spec = SourceSpec::new(camera.url("127.0.0.1"), Pacing::Latest).with_evidence(Some(ring_spec));
+    let mut src = VideoSource::open(&spec).expect("open the camera");
+    // Stream until the ring spans 9 s (what it holds is the event waited on, not a sleep).
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while src.evidence().expect("ring").stats().span < Duration::from_secs(9) {
+        assert!(std::time::Instant::now() < deadline, "the ring never spanned 9 s: {:?}", src.evidence().map(|r| r.stats()));
+        let _ = src.next(Duration::from_millis(500)).expect("streaming");
+    }
+    let ring = src.evidence().expect("ring");
+    let newest = ring.newest_pts().expect("units");
+    let (from, to) = (newest - Duration::from_secs(7), newest - Duration::from_secs(1));
+    let cut = ring.cut(from, to).expect("a cut");
+    assert!(!cut.preroll_short && cut.first_pts <= from, "from the keyframe at or before {from:?}: {:?}", cut.first_pts);
+    let dir = tempfile::tempdir().expect("tmp");
+    let mp4 = cut.to_mp4(dir.path()).expect("muxing the clip");
+    drop(src);
+    let path = dir.path().join("live.mp4");
+    std::fs::write(&path, &mp4.bytes).expect("write clip");
+    let units = access_units(&path);
+    assert!(units[0].key);
+    assert_eq!(units.len(), mp4.frames, "every access unit is in the file");
+    let pts = || units.iter().map(|u| u.pts);
+    let span = pts().max().expect("units") - pts().min().expect("units");
+    assert!(span + Duration::from_millis(200) >= to - from, "the file spans {span:?} for {:?} asked", to - from);
+    assert!(mp4.duration.abs_diff(span) < Duration::from_millis(150), "reported {:?}, the file spans {span:?}", mp4.duration);
+    assert_eq!(decoded_frames(&path), units.len(), "every frame of the clip decodes");
+}

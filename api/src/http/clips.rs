@@ -4,11 +4,10 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use tower::ServiceExt;
 
 use super::auth::{Caller, Permission};
-use super::extract::{id_param, ApiQuery};
+use super::extract::ApiQuery;
 use super::{ApiError, SharedState};
 use crate::clips::ClipError;
 
@@ -38,15 +37,8 @@ pub async fn clip(State(state): State<SharedState>, caller: Caller, Path(id): Pa
     Ok(served.map(axum::body::Body::new).into_response())
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct ClipQuery {
-    site: String,
-    camera: String,
-}
-
 /// Agents upload an evidence clip whole (HTTP alternative to the MQTT chunk topics).
-#[utoipa::path(put, path = "/api/v1/clips/{id}", tag = "incidents", params(ClipQuery),
+#[utoipa::path(put, path = "/api/v1/clips/{id}", tag = "incidents", params(super::incidents::MediaQuery),
     request_body(content = Vec<u8>, content_type = "video/mp4"),
     responses((status = 204), (status = 400, body = super::ErrorBody), (status = 413, body = super::ErrorBody)),
     security(("api_key" = [])))]
@@ -54,13 +46,10 @@ pub async fn upload_clip(
     State(state): State<SharedState>,
     caller: Caller,
     Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<ClipQuery>,
+    ApiQuery(q): ApiQuery<super::incidents::MediaQuery>,
     body: Bytes,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    caller.require(Permission::Ingest)?;
-    let site = id_param("site", &Some(q.site))?.unwrap_or_default();
-    let camera = id_param("camera", &Some(q.camera))?.unwrap_or_default();
-    caller.require_site(&site, "the clip")?;
+    let (site, camera) = q.target(&caller, "the clip")?;
     state.clips.save(state.ingestor.store(), &id, &site, &camera, &body).await.map_err(|e| match e {
         ClipError::Invalid(m) => ApiError::BadRequest(m),
         other => ApiError::Internal(other.to_string()),

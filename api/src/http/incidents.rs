@@ -143,15 +143,27 @@ pub async fn snapshot(State(state): State<SharedState>, caller: Caller, Path(id)
     Ok(([(header::CONTENT_TYPE, content_type)], bytes))
 }
 
+/// Whose media an agent uploads (a snapshot, a clip): checked ids, within the caller's sites.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct SnapshotQuery {
+pub struct MediaQuery {
     site: String,
     camera: String,
 }
 
+impl MediaQuery {
+    /// (site, camera) for an agent allowed to ingest `what` for that site.
+    pub fn target(self, caller: &Caller, what: &str) -> Result<(String, String), ApiError> {
+        caller.require(Permission::Ingest)?;
+        let site = id_param("site", &Some(self.site))?.unwrap_or_default();
+        let camera = id_param("camera", &Some(self.camera))?.unwrap_or_default();
+        caller.require_site(&site, what)?;
+        Ok((site, camera))
+    }
+}
+
 /// Agents upload a snapshot JPEG (HTTP alternative to the MQTT snapshot topic).
-#[utoipa::path(put, path = "/api/v1/snapshots/{id}", tag = "incidents", params(SnapshotQuery),
+#[utoipa::path(put, path = "/api/v1/snapshots/{id}", tag = "incidents", params(MediaQuery),
     request_body(content = Vec<u8>, content_type = "image/jpeg"),
     responses((status = 204), (status = 400, body = super::ErrorBody), (status = 413, body = super::ErrorBody)),
     security(("api_key" = [])))]
@@ -159,13 +171,10 @@ pub async fn upload_snapshot(
     State(state): State<SharedState>,
     caller: Caller,
     Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<SnapshotQuery>,
+    ApiQuery(q): ApiQuery<MediaQuery>,
     body: Bytes,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    caller.require(Permission::Ingest)?;
-    let site = id_param("site", &Some(q.site))?.unwrap_or_default();
-    let camera = id_param("camera", &Some(q.camera))?.unwrap_or_default();
-    caller.require_site(&site, "the snapshot")?;
+    let (site, camera) = q.target(&caller, "the snapshot")?;
     state.snapshots.save(state.ingestor.store(), &id, &site, &camera, &body).await.map_err(|e| match e {
         SnapshotError::Invalid(m) => ApiError::BadRequest(m),
         other => ApiError::Internal(other.to_string()),

@@ -280,8 +280,8 @@ impl EncodedClip {
         let _ = std::fs::remove_file(&file);
         let bytes = result?;
         let sha256 = hex(&Sha256::digest(&bytes));
-        let frame = self.units.first().and_then(|u| u.buffer.duration()).map_or(Duration::ZERO, |d| Duration::from_nanos(d.nseconds()));
-        Ok(Mp4Clip { bytes, sha256, duration: self.last_pts - self.first_pts + frame, frames: self.units.len() })
+        let last_frame = self.durations().last().copied().unwrap_or_default();
+        Ok(Mp4Clip { bytes, sha256, duration: self.last_pts - self.first_pts + last_frame, frames: self.units.len() })
     }
 
     fn mux_to(&self, path: &Path) -> Result<(), ClipError> {
@@ -295,8 +295,12 @@ impl EncodedClip {
         // needs the parser to reframe.
         let field = |name: &str| self.caps.structure(0).and_then(|s| s.get::<String>(name).ok());
         let framed = field("stream-format").is_some_and(|f| f != "byte-stream") && field("alignment").is_none_or(|a| a == "au");
+        // Timescales fixed (video's usual 90 kHz, the movie in ms): left automatic, a stream
+        // without a frame rate in its caps (RTP) gets a ~1 GHz timescale and its 32-bit
+        // durations wrap after 3.5 s.
         let mux = gst::ElementFactory::make("mp4mux")
             .property("faststart", true)
+            .property("movie-timescale", 1000u32)
             .property("faststart-file", scratch_file(path))
             .build()
             .map_err(|e| ClipError::Mux(format!("mp4mux: {e}")))?;
@@ -307,6 +311,7 @@ impl EncodedClip {
         pipeline.add_many([src.upcast_ref(), &mux, &sink]).map_err(|e| mux_err(&e))?;
         mux.link(&sink).map_err(|e| mux_err(&e))?;
         let video = mux.request_pad_simple("video_%u").ok_or_else(|| ClipError::Mux("mp4mux gave no video pad".into()))?;
+        video.set_property("trak-timescale", 90_000u32);
         let feed = if framed {
             src.static_pad("src")
         } else {
@@ -323,15 +328,31 @@ impl EncodedClip {
         result
     }
 
+    /// Each access unit's duration: as the stream gave it, else (RTP gives none) the step to
+    /// the next one in decode order, the last one repeating the step before it — so the muxer
+    /// keeps the last frame instead of ending the track on a frame of no length.
+    fn durations(&self) -> Vec<Duration> {
+        let steps: Vec<Duration> = self.units.windows(2).map(|w| w[1].decode_time().saturating_sub(w[0].decode_time())).collect();
+        self.units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| match u.buffer.duration() {
+                Some(d) => Duration::from_nanos(d.nseconds()),
+                None => steps.get(i).or(steps.last()).copied().unwrap_or_default(),
+            })
+            .collect()
+    }
+
     fn push_all(&self, src: &gst_app::AppSrc) -> Result<(), ClipError> {
         let base = self.units.iter().map(|u| u.decode_time().min(u.pts)).min().unwrap_or_default();
         let at = |d: Duration| gst::ClockTime::from_nseconds((d - base).as_nanos() as u64);
-        for u in &self.units {
+        for (u, duration) in self.units.iter().zip(self.durations()) {
             // A new buffer header over the same memory: only the timestamps change.
             let mut b = u.buffer.copy();
             let m = b.make_mut();
             m.set_pts(at(u.pts));
             m.set_dts(u.dts.map(at));
+            m.set_duration(gst::ClockTime::from_nseconds(duration.as_nanos() as u64));
             src.push_buffer(b).map_err(|e| ClipError::Mux(format!("pushing an access unit: {e:?}")))?;
         }
         src.end_of_stream().map_err(|e| ClipError::Mux(format!("ending the clip: {e:?}")))?;
