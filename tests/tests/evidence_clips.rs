@@ -137,6 +137,23 @@ fn a_clip_is_the_sources_own_h264_from_the_keyframe_before_its_preroll() {
     );
     assert!(mp4.duration.abs_diff(duration) < Duration::from_millis(2), "reported {:?}, the clip lasts {duration:?}", mp4.duration);
     assert_eq!(decoded_frames(&clip_path), clip_units.len(), "every frame of the clip decodes");
+
+    // The agent's recorder: two incidents that start on the same frame share one clip, sent once.
+    let settings = edge_agent::config::ClipSettings { pre: Duration::from_secs(5), post: Duration::from_secs(5), max_clip_bytes: 16 << 20, ring: ring_spec };
+    let mut recorder = edge_agent::run::evidence::ClipRecorder::new(settings, dir.path(), "cam");
+    let clock = roadsight_pipeline::analytics::StreamClock { origin: chrono::Utc::now() };
+    let at = Duration::from_secs(12);
+    let (a, b) = (roadsight_tests::events::incident("s", "cam", "a", 1, uuid::Uuid::now_v7(), roadsight_events::IncidentState::Started, None),
+        roadsight_tests::events::incident("s", "cam", "a", 2, uuid::Uuid::now_v7(), roadsight_events::IncidentState::Started, None));
+    for e in [&a, &b] {
+        let roadsight_events::EventBody::Incident(i) = &e.body else { unreachable!() };
+        recorder.request(i, at, at);
+    }
+    let ready = recorder.take_ready(Some(ring), false, &clock);
+    assert_eq!(ready.len(), 2);
+    assert_eq!(ready[0].clip, ready[1].clip, "one clip for both");
+    assert!(!ready[0].chunks.is_empty() && ready[1].chunks.is_empty(), "its chunks go once");
+    assert_eq!(ready[0].chunks.iter().map(Vec::len).sum::<usize>() as u64, ready[0].clip.bytes);
 }
 
 /// The same path on a live RTSP camera (the re-encoding simulated camera, serving the variable

@@ -197,10 +197,11 @@ impl CameraWorker {
         let Some(clips) = self.clips.as_mut() else { return Ok(()) };
         let ready = clips.take_ready(ring, session_ended, &self.stamper.clock);
         let ring_bytes = ring.map_or(0, |r| r.stats().bytes);
-        self.shared.telemetry.evidence(&self.cfg.id, ring_bytes, ready.len() as u64);
-        for ReadyClip { clip, chunks, update } in ready {
-            let count = chunks.len() as u32;
+        self.shared.telemetry.evidence(&self.cfg.id, ring_bytes, ready.iter().filter(|r| !r.chunks.is_empty()).count() as u64);
+        for ReadyClip { clip, chunks, update, .. } in ready {
+            let count = clip.chunks;
             let id = clip.clip_id.to_string();
+            let chunks_empty = chunks.is_empty();
             let before = chunks
                 .into_iter()
                 .enumerate()
@@ -210,7 +211,7 @@ impl CameraWorker {
                 .emit_after(&self.shared.outbox, &self.stop, now, EventBody::Incident(update), before)
                 .context("storing an evidence clip in the outbox")?;
             self.summary.events += 1;
-            self.summary.clips += 1;
+            self.summary.clips += u64::from(!chunks_empty);
         }
         Ok(())
     }

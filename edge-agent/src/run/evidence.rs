@@ -25,11 +25,13 @@ struct Waiting {
     stream_t: Duration,
 }
 
-/// A muxed clip ready to store: its chunk payloads and the incident update naming it.
+/// A muxed clip ready to store: its chunk payloads (none when an incident of the same frame
+/// already sends them) and the incident update naming it.
 pub struct ReadyClip {
     pub clip: ClipRef,
     pub chunks: Vec<Vec<u8>>,
     pub update: IncidentEvent,
+    source_pts: Duration,
 }
 
 pub struct ClipRecorder {
@@ -75,6 +77,12 @@ impl ClipRecorder {
                 continue;
             }
             let w = self.waiting.remove(i);
+            // Incidents that started on the same frame share one clip (sent once).
+            if let Some(shared) = ready.iter().find(|r: &&ReadyClip| r.source_pts == w.source_pts) {
+                let clip = shared.clip.clone();
+                ready.push(ReadyClip { update: clip_update(&w.incident, &clip), clip, chunks: Vec::new(), source_pts: w.source_pts });
+                continue;
+            }
             match ring.and_then(|r| self.cut(r, &w)) {
                 Some(clip) => match self.finish(&w, clip, clock) {
                     Ok(r) => ready.push(r),
@@ -121,15 +129,20 @@ impl ClipRecorder {
             camera = self.camera.as_str(), incident = %w.incident.incident_id, bytes = clip_ref.bytes, frames = mp4.frames,
             preroll_short = cut.preroll_short, "evidence clip of {:.1} s (muxed in {mux_ms:.0} ms)", mp4.duration.as_secs_f64()
         );
-        let update = IncidentEvent {
-            state: IncidentState::Updated,
-            // The clip's update carries nothing else new: the IOC attaches the clip only.
-            measures: IncidentMeasures::default(),
-            snapshot: None,
-            clip: Some(clip_ref.clone()),
-            ..w.incident.clone()
-        };
+        let update = clip_update(&w.incident, &clip_ref);
         let chunks = mp4.bytes.chunks(clip::CHUNK_BYTES).map(<[u8]>::to_vec).collect();
-        Ok(ReadyClip { clip: clip_ref, chunks, update })
+        Ok(ReadyClip { clip: clip_ref, chunks, update, source_pts: w.source_pts })
+    }
+}
+
+/// The incident's update naming its clip; it carries nothing else new (the IOC attaches the
+/// clip only).
+fn clip_update(incident: &IncidentEvent, clip: &ClipRef) -> IncidentEvent {
+    IncidentEvent {
+        state: IncidentState::Updated,
+        measures: IncidentMeasures::default(),
+        snapshot: None,
+        clip: Some(clip.clone()),
+        ..incident.clone()
     }
 }
