@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# RSS soak: does `edge-agent run` hold its memory steady on live cameras over a long run?
+# RSS soak: does `edge-agent run` hold its memory steady on live cameras over a long run, and
+# does each camera's evidence ring stay within its cap?
 #
 #   DURATION=30m scripts/soak_rss.sh            # default 30m; also 90s, 2h, or seconds
 #
@@ -109,14 +110,23 @@ echo "soak: edge-agent run (pid $agent, $bin) on ${#clips[@]} looping RTSP camer
 echo "soak: ${duration} s, RSS every ${interval} s, warm-up ${warmup} s, tolerance ±${tolerance} %; files in $dir"
 
 rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null; }
-echo "elapsed_s,rss_mib" >"$dir/rss.csv"
+# The largest evidence ring of any camera now (MiB), from /metrics.
+ring_mib() {
+  curl -fsS "http://127.0.0.1:$ops_port/metrics" 2>/dev/null |
+    awk '/^roadsight_agent_evidence_ring_bytes/ { if ($2 > m) m = $2 } END { printf "%.1f", m / 1048576 }'
+}
+ring_cap_mib=16 # [cameras.evidence] ring_max_mb, its default (the sample configs do not set it)
+ring_max=0
+echo "elapsed_s,rss_mib,evidence_ring_max_mib" >"$dir/rss.csv"
 start=$SECONDS
 while :; do
   elapsed=$(( SECONDS - start ))
   rss="$(rss_mib "$agent")"
   [[ -n "$rss" ]] || { echo "error: edge-agent exited during the soak (after $elapsed s); tail of its log:" >&2; tail -n 20 "$dir/agent.log" >&2; exit 2; }
-  echo "$elapsed,$rss" >>"$dir/rss.csv"
-  printf '  %6d s  RSS %8.1f MiB  events %s\n' "$elapsed" "$rss" "$(cat "$dir/events.jsonl" 2>/dev/null | wc -l)"
+  ring="$(ring_mib)"
+  ring_max="$(awk -v a="$ring_max" -v b="${ring:-0}" 'BEGIN { print (b > a ? b : a) }')"
+  echo "$elapsed,$rss,$ring" >>"$dir/rss.csv"
+  printf '  %6d s  RSS %8.1f MiB  evidence ring %5s MiB  events %s\n' "$elapsed" "$rss" "$ring" "$(cat "$dir/events.jsonl" 2>/dev/null | wc -l)"
   (( elapsed >= duration )) && break
   sleep "$(( interval < duration - elapsed ? interval : duration - elapsed ))"
 done
@@ -150,6 +160,10 @@ for cam, bs in sorted(buckets.items()):
     print(f"  {cam:<36} frame→events p50 ≤ {p50 * 1000:.0f} ms, p99 ≤ {p99 * 1000:.0f} ms ({int(total)} frames)")
 PY
 
+echo "evidence ring: at most ${ring_max} MiB for any camera (cap ${ring_cap_mib} MiB)"
+if awk -v m="$ring_max" -v c="$ring_cap_mib" 'BEGIN { exit !(m > c) }'; then
+  echo "FAIL: an evidence ring exceeded its cap"; exit 1
+fi
 
 python3 - "$dir/rss.csv" "$dir/events.jsonl" "$warmup" "$tolerance" "${#clips[@]}" <<'EOF'
 import collections, csv, json, sys
