@@ -148,7 +148,13 @@ fn a_queue_at_a_red_light_read_from_the_lamp_raises_no_stopped_vehicle_incident(
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
     let r = &r["incidents"];
     let red = r["rows"].as_array().expect("rows").iter().find(|k| k["kind"] == "red_light").expect("red_light row");
-    assert_eq!((red["ground_truth"].as_u64(), red["matched"].as_u64()), (Some(2), Some(2)), "{r}");
+    // Both runners, and nothing else: the rider already in the junction when the clip starts
+    // (the lamp's red first seen 33 ms before he reaches the line) is not a violation.
+    assert_eq!(
+        (red["ground_truth"].as_u64(), red["predicted"].as_u64(), red["matched"].as_u64()),
+        (Some(2), Some(2), Some(2)),
+        "{r}"
+    );
     assert_eq!((r["queues"].as_u64(), r["stopped_on_queues"].as_u64()), (Some(6), Some(0)), "{r}");
 }
 

@@ -116,8 +116,7 @@ fn pixel_direction(d: Point, w: f32, h: f32) -> Option<Point> {
     unit((d.0 * w, d.1 * h))
 }
 
-/// What the rules know of the camera's signals: each one's phase, since when, and the phase
-/// before it.
+/// What the rules know of the camera's signals: each one's phase and since when.
 #[derive(Debug, Clone, Default)]
 pub struct Signals {
     phases: BTreeMap<String, SignalState>,
@@ -127,14 +126,12 @@ pub struct Signals {
 struct SignalState {
     phase: SignalPhase,
     since: Duration,
-    before: Option<SignalPhase>,
 }
 
 impl Signals {
     pub fn set(&mut self, id: &str, phase: SignalPhase, at: Duration) {
-        let before = self.phases.get(id).map(|s| s.phase);
-        if before != Some(phase) {
-            self.phases.insert(id.to_string(), SignalState { phase, since: at, before });
+        if self.phases.get(id).map(|s| s.phase) != Some(phase) {
+            self.phases.insert(id.to_string(), SignalState { phase, since: at });
         }
     }
 
@@ -143,14 +140,14 @@ impl Signals {
         self.phases.get(id).map(|s| (s.phase, now.saturating_sub(s.since)))
     }
 
-    /// How long signal `id` has been red at `now`, if it is red and past `grace` since it
-    /// changed from amber or green. Red since it was first seen (the change was not
-    /// watched) has no grace time.
+    /// How long signal `id` has been red at `now`, if it is red and has been seen red for at
+    /// least `grace`. That holds for a red first seen too (a camera just connected, a lamp just
+    /// readable): how long it had been red is unknown, and a vehicle already past the line when
+    /// the picture began — or that entered on amber — must not be a violation.
     fn red_past_grace(&self, id: &str, now: Duration, grace: Duration) -> Option<Duration> {
         let s = self.phases.get(id).filter(|s| s.phase == SignalPhase::Red)?;
         let held = now.saturating_sub(s.since);
-        let watched_change = matches!(s.before, Some(SignalPhase::Amber | SignalPhase::Green));
-        (!watched_change || held >= grace).then_some(held)
+        (held >= grace).then_some(held)
     }
 
     /// Vehicles are held at this signal's stop line (red or amber).

@@ -1,7 +1,8 @@
 //! Red light: a vehicle crosses a stop line (a counting line, in the direction that enters
 //! the junction) while the signal governing it is red — and has been red longer than the
 //! grace time (a vehicle that entered on amber clears the line just after the change). A
-//! signal first seen red (the change was not watched) has no grace time.
+//! signal first seen red (the change was not watched) must be seen red for the grace time too:
+//! how long it had been red is unknown.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -100,9 +101,12 @@ mod tests {
         assert_eq!(got[0].object.as_ref().map(|o| o.track_id), Some(5));
         let end = e.update(ms(9000), &[], &[car(5, 500.0, 400.0, (0.0, -50.0), ms(8900))], &[]);
         assert_eq!(incidents(&end).iter().map(|i| i.state).collect::<Vec<_>>(), vec![IncidentState::Ended]);
-        // A signal seen red from the start: no grace time.
+        // A signal first seen red: how long it had been red is unknown, so the grace time
+        // runs from when it was first seen (a rider already in the junction when the camera
+        // started is not a violation; one a second later is).
         let mut e = engine();
         e.set_signal("main", SignalPhase::Red, ms(100));
-        assert_eq!(incidents(&e.update(ms(300), &[], &[], &[crossing(6, "in", ms(300))])).len(), 1);
+        assert!(incidents(&e.update(ms(300), &[], &[], &[crossing(6, "in", ms(300))])).is_empty());
+        assert_eq!(incidents(&e.update(ms(1200), &[], &[], &[crossing(7, "in", ms(1200))])).len(), 1);
     }
 }
