@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use roadsight_events::IncidentKind;
 use roadsight_pipeline::analytics::incidents::{
-    CongestionRule, FloodLimit, LaneRule, RedLightRule, SpeedingRule, StoppedRule, WrongWayRule, ZoneRules,
+    CongestionRule, FloodLimit, LaneRule, RedLightRule, SpeedingRule, StopLine, StoppedRule, WrongWayRule, ZoneRules,
 };
 use roadsight_pipeline::analytics::{IncidentConfig, LineSpec};
 use roadsight_pipeline::signal_lamp::SignalSpec;
@@ -107,7 +107,8 @@ fn red_light(errs: &mut Errors, rk: &str, r: &raw::RawRedLight, lines: &[LineSpe
         Some(g) => Some(Duration::from_secs_f64(g)),
         None => Some(Duration::from_secs(1)),
     };
-    Some(RedLightRule { line_id: r.line.clone(), direction: r.direction.clone(), signal: r.signal.clone(), grace: grace? })
+    let stop_line = line.map(|l| StopLine { from: l.from, to: l.to, anchor: l.anchor });
+    Some(RedLightRule { line_id: r.line.clone(), direction: r.direction.clone(), signal: r.signal.clone(), grace: grace?, stop_line })
 }
 
 /// One zone's rules (`None`: it has none).

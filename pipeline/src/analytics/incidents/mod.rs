@@ -26,7 +26,7 @@ use uuid::Uuid;
 pub use congestion::CongestionRule;
 pub use flood::FloodLimit;
 pub use lane::LaneRule;
-pub use red_light::RedLightRule;
+pub use red_light::{RedLightRule, StopLine};
 pub use speeding::SpeedingRule;
 pub use stopped::StoppedRule;
 pub use wrong_way::WrongWayRule;
@@ -203,7 +203,7 @@ impl IncidentEngine {
             })
             .collect();
         let speeding = config.speeding.as_ref().map(|rule| speeding::SpeedRuntime::new(rule, w, h)).transpose()?;
-        let red_light = config.red_light.iter().map(|r| red_light::RedLightRuntime::new(r.clone())).collect();
+        let red_light = config.red_light.iter().map(|r| red_light::RedLightRuntime::new(r.clone(), w, h)).collect();
         Ok(IncidentEngine {
             zones,
             speeding,
@@ -258,7 +258,7 @@ impl IncidentEngine {
             s.update(now, &vehicles, ended, &mut out);
         }
         for r in &mut self.red_light {
-            r.update(now, &self.signals, crossings, ended, &mut out);
+            r.update(now, &self.signals, crossings, &vehicles, ended, &mut out);
         }
         self.flood.filter(now, out)
     }

@@ -2,7 +2,10 @@
 //! the junction) while the signal governing it is red — and has been red longer than the
 //! grace time (a vehicle that entered on amber clears the line just after the change). A
 //! signal first seen red (the change was not watched) must be seen red for the grace time too:
-//! how long it had been red is unknown.
+//! how long it had been red is unknown. And the vehicle must have been seen approaching: first
+//! seen on the approach side of the line, at least half its height from it — a track born on
+//! the line (a vehicle already in the junction when the camera started, or out of an
+//! occlusion) proves nothing about when it entered.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,8 +13,19 @@ use std::time::Duration;
 use roadsight_events::{IncidentKind, IncidentMeasures, IncidentState, LineCrossing, Severity};
 
 use super::{emit, Active, Signals};
-use crate::analytics::{Emitted, TrackedObject};
+use crate::analytics::{Anchor, Emitted, Point, TrackedObject};
 use crate::geometry::BBox;
+
+/// How far before the line (in the vehicle's first-seen box heights) it must have been seen.
+const MIN_APPROACH_HEIGHTS: f32 = 0.5;
+
+/// The stop line's geometry, normalised to the frame, and the anchor its crossings use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StopLine {
+    pub from: Point,
+    pub to: Point,
+    pub anchor: Anchor,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RedLightRule {
@@ -23,17 +37,39 @@ pub struct RedLightRule {
     pub signal: String,
     /// Red for less than this when the vehicle crosses: not a violation.
     pub grace: Duration,
+    /// The line's geometry, for the approach check (`None`: no check).
+    pub stop_line: Option<StopLine>,
 }
 
 pub(super) struct RedLightRuntime {
     rule: RedLightRule,
+    /// The stop line in pixels.
+    line: Option<(Point, Point, Anchor)>,
     /// Open violations per track (ended with the track).
     active: BTreeMap<u64, Active>,
 }
 
 impl RedLightRuntime {
-    pub(super) fn new(rule: RedLightRule) -> Self {
-        RedLightRuntime { rule, active: BTreeMap::new() }
+    pub(super) fn new(rule: RedLightRule, width: f32, height: f32) -> Self {
+        let px = |p: Point| (p.0 * width, p.1 * height);
+        let line = rule.stop_line.as_ref().map(|l| (px(l.from), px(l.to), l.anchor));
+        RedLightRuntime { rule, line, active: BTreeMap::new() }
+    }
+
+    /// Whether the crossing vehicle was first seen on the approach side, far enough from the
+    /// line (unknown: it was).
+    fn approached(&self, c: &LineCrossing, vehicles: &[&TrackedObject]) -> bool {
+        let Some((a, b, anchor)) = self.line else { return true };
+        let Some((_, first)) = vehicles.iter().find(|o| o.track_id == c.object.track_id).and_then(|o| o.first_seen) else {
+            return true;
+        };
+        let [x, y, w, h] = c.object.bbox;
+        let side = |p: Point| {
+            let len = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt().max(1e-6);
+            ((b.0 - a.0) * (p.1 - a.1) - (b.1 - a.1) * (p.0 - a.0)) / len
+        };
+        let (before, after) = (side(anchor.of(&first)), side(anchor.of(&BBox::from_xywh(x, y, w, h))));
+        before.signum() != after.signum() && before.abs() >= MIN_APPROACH_HEIGHTS * first.height()
     }
 
     pub(super) fn update(
@@ -41,6 +77,7 @@ impl RedLightRuntime {
         now: Duration,
         signals: &Signals,
         crossings: &[LineCrossing],
+        vehicles: &[&TrackedObject],
         ended: &[TrackedObject],
         out: &mut Vec<Emitted>,
     ) {
@@ -48,7 +85,7 @@ impl RedLightRuntime {
         for c in crossings {
             let wanted = c.line_id == self.rule.line_id && self.rule.direction.as_ref().is_none_or(|d| *d == c.direction);
             let (Some(red_for), true) = (red_for, wanted) else { continue };
-            if !c.object.class.is_vehicle() || self.active.contains_key(&c.object.track_id) {
+            if !c.object.class.is_vehicle() || self.active.contains_key(&c.object.track_id) || !self.approached(c, vehicles) {
                 continue;
             }
             let a = Active::new(IncidentKind::RedLight, None, now, Severity::Critical);
@@ -78,7 +115,7 @@ mod tests {
     }
 
     fn engine() -> IncidentEngine {
-        let rule = RedLightRule { line_id: "stop".into(), direction: Some("in".into()), signal: "main".into(), grace: ms(1000) };
+        let rule = RedLightRule { line_id: "stop".into(), direction: Some("in".into()), signal: "main".into(), grace: ms(1000), stop_line: None };
         let cfg = IncidentConfig { red_light: vec![rule], update_every: ms(2000), ..Default::default() };
         IncidentEngine::new(&cfg, 1000, 1000, StreamClock { origin: chrono::DateTime::UNIX_EPOCH }).expect("engine")
     }
@@ -108,5 +145,28 @@ mod tests {
         e.set_signal("main", SignalPhase::Red, ms(100));
         assert!(incidents(&e.update(ms(300), &[], &[], &[crossing(6, "in", ms(300))])).is_empty());
         assert_eq!(incidents(&e.update(ms(1200), &[], &[], &[crossing(7, "in", ms(1200))])).len(), 1);
+    }
+
+    /// A vehicle first seen on the line (already in the junction when the picture began) is
+    /// not a violation; one seen approaching from well before the line is.
+    #[test]
+    fn a_violation_needs_the_vehicle_seen_approaching() {
+        // Horizontal stop line at y = 500 px; "in" is upwards (the test tracks move up).
+        let stop_line = Some(StopLine { from: (0.0, 0.5), to: (1.0, 0.5), anchor: Anchor::BottomCenter });
+        let rule = RedLightRule { line_id: "stop".into(), direction: Some("in".into()), signal: "main".into(), grace: ms(1000), stop_line };
+        let cfg = IncidentConfig { red_light: vec![rule], update_every: ms(2000), ..Default::default() };
+        let mut e = IncidentEngine::new(&cfg, 1000, 1000, StreamClock { origin: chrono::DateTime::UNIX_EPOCH }).expect("engine");
+        e.set_signal("main", SignalPhase::Red, ms(0));
+        let at = |track: u64, first_bottom: f32, t: Duration| {
+            // Now: just past the line (a 20 px box centred at y = 475: bottom at 485).
+            let mut o = car(track, 500.0, 475.0, (0.0, -50.0), t);
+            o.first_seen = Some((ms(0), BBox::from_xywh(480.0, first_bottom - 40.0, 40.0, 40.0)));
+            let c = LineCrossing { line_id: "stop".into(), direction: "in".into(), object: o.to_ref() };
+            (o, c)
+        };
+        let (born_on_line, c1) = at(1, 505.0, ms(2000));
+        assert!(incidents(&e.update(ms(2000), &[born_on_line], &[], &[c1])).is_empty(), "first seen 5 px before the line");
+        let (approaching, c2) = at(2, 560.0, ms(3000));
+        assert_eq!(incidents(&e.update(ms(3000), &[approaching], &[], &[c2])).len(), 1, "first seen 60 px before the line");
     }
 }
