@@ -32,6 +32,16 @@ pub struct Assembled {
     pub sha256: String,
 }
 
+/// Which chunk a message carries (from its topic).
+#[derive(Debug, Clone, Copy)]
+pub struct Chunk<'a> {
+    pub clip_id: &'a str,
+    pub site: &'a str,
+    pub camera: &'a str,
+    pub index: u32,
+    pub count: u32,
+}
+
 #[derive(Clone)]
 pub struct ClipStore {
     dir: PathBuf,
@@ -56,16 +66,8 @@ impl ClipStore {
 
     /// Stores chunk `index` of `count`; when it completes the clip, assembles and records it.
     /// Idempotent: a chunk of a clip already recorded changes nothing.
-    pub async fn save_chunk(
-        &self,
-        store: &Store,
-        clip_id: &str,
-        site: &str,
-        camera: &str,
-        index: u32,
-        count: u32,
-        data: &[u8],
-    ) -> Result<Option<Assembled>, ClipError> {
+    pub async fn save_chunk(&self, store: &Store, chunk: Chunk<'_>, data: &[u8]) -> Result<Option<Assembled>, ClipError> {
+        let Chunk { clip_id, site, camera, index, count } = chunk;
         let id = parse_id(clip_id)?;
         if count == 0 || count > clip::MAX_CHUNKS {
             return Err(invalid(format!("clip of {count} chunks: expected 1..={}", clip::MAX_CHUNKS)));

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::cli::MqttTlsArgs;
 use crate::ingest::{parse_event, Ingestor};
-use crate::clips::{ClipError, ClipStore};
+use crate::clips::{Chunk, ClipError, ClipStore};
 use crate::snapshots::SnapshotStore;
 
 /// Where the media an agent sends besides events go.
@@ -251,7 +251,8 @@ async fn commit(batch: &[Publish], ingestor: &Ingestor, media: &Media, shutdown:
             Some(Topic::ClipChunk { site, camera, clip_id, index, count }) => {
                 let mut delay = Duration::from_millis(200);
                 loop {
-                    match media.clips.save_chunk(ingestor.store(), clip_id, site, camera, index, count, &p.payload).await {
+                    let chunk = Chunk { clip_id, site, camera, index, count };
+                    match media.clips.save_chunk(ingestor.store(), chunk, &p.payload).await {
                         Ok(Some(clip)) => {
                             tracing::info!(site, camera, clip = clip.clip_id, bytes = clip.bytes, "evidence clip assembled");
                             break;

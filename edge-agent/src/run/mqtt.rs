@@ -306,10 +306,8 @@ impl Session<'_> {
                     }
                 }
             }
-            Event::Incoming(Packet::SubAck(ack)) => {
-                if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
-                    tracing::warn!("the broker refused the signal-controller subscription (its ACL): controller phases will not arrive");
-                }
+            Event::Incoming(Packet::SubAck(ack)) if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) => {
+                tracing::warn!("the broker refused the signal-controller subscription (its ACL): controller phases will not arrive");
             }
             // rumqttc sends requests in the order they were handed over.
             Event::Outgoing(Outgoing::Publish(pkid)) => {
