@@ -196,8 +196,7 @@ impl CameraWorker {
     fn deliver_clips(&mut self, ring: Option<&EvidenceRing>, session_ended: bool, now: Duration) -> anyhow::Result<()> {
         let Some(clips) = self.clips.as_mut() else { return Ok(()) };
         let ready = clips.take_ready(ring, session_ended, &self.stamper.clock);
-        let ring_bytes = ring.map_or(0, |r| r.stats().bytes);
-        self.shared.telemetry.evidence(&self.cfg.id, ring_bytes, ready.iter().filter(|r| !r.chunks.is_empty()).count() as u64);
+        self.shared.telemetry.evidence_clips(&self.cfg.id, ready.iter().filter(|r| !r.chunks.is_empty()).count() as u64);
         for ReadyClip { clip, chunks, update, .. } in ready {
             let count = clip.chunks;
             let id = clip.clip_id.to_string();
@@ -428,6 +427,9 @@ impl CameraWorker {
                 let dropped = source.dropped_frames();
                 self.shared.telemetry.dropped(&self.cfg.id, dropped - reported_drops);
                 reported_drops = dropped;
+                if let Some(ring) = source.evidence() {
+                    self.shared.telemetry.evidence_ring(&self.cfg.id, ring.stats().bytes);
+                }
                 self.progress.set_message(format!("{} frames, {fps:.0} fps", self.summary.frames));
             }
         }

@@ -211,11 +211,15 @@ impl Telemetry {
         self.evidence_ring_bytes.remove(&Self::label(camera));
     }
 
-    /// The camera's evidence ring now holds `bytes`; `clips` more clips were stored.
-    pub fn evidence(&self, camera: &str, bytes: usize, clips: u64) {
+    /// The camera's evidence ring now holds `bytes`.
+    pub fn evidence_ring(&self, camera: &str, bytes: usize) {
         self.evidence_ring_bytes.get_or_create(&Self::label(camera)).set(bytes as i64);
-        if clips > 0 {
-            self.evidence_clips.get_or_create(&Self::label(camera)).inc_by(clips);
+    }
+
+    /// `n` more evidence clips were stored for delivery.
+    pub fn evidence_clips(&self, camera: &str, n: u64) {
+        if n > 0 {
+            self.evidence_clips.get_or_create(&Self::label(camera)).inc_by(n);
         }
     }
 
